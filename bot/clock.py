@@ -1,0 +1,46 @@
+"""The one source of 'now'. Everything takes a Clock, so tests and the demo run days in seconds."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+SHANGHAI = ZoneInfo("Asia/Shanghai")
+
+
+def to_shanghai(moment: datetime) -> datetime:
+    """An aware datetime in Asia/Shanghai; a naive one is taken to be UTC (how SQLite returns it)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo("UTC"))
+    return moment.astimezone(SHANGHAI)
+
+
+class Clock(Protocol):
+    def now(self) -> datetime: ...
+
+
+class SystemClock:
+    def now(self) -> datetime:
+        return datetime.now(SHANGHAI)
+
+
+class FakeClock:
+    """A clock that only moves when told to."""
+
+    def __init__(self, start: datetime) -> None:
+        self._now = to_shanghai(start) if start.tzinfo else start.replace(tzinfo=SHANGHAI)
+
+    def now(self) -> datetime:
+        return self._now
+
+    def set(self, moment: datetime) -> None:
+        self._now = to_shanghai(moment) if moment.tzinfo else moment.replace(tzinfo=SHANGHAI)
+
+    def advance(self, **delta: float) -> datetime:
+        self._now += timedelta(**delta)
+        return self._now
+
+
+def shanghai(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
+    return datetime(year, month, day, hour, minute, tzinfo=SHANGHAI)

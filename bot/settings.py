@@ -1,0 +1,47 @@
+"""One Settings object, read from the environment (prefix DUBAN_) or a .env file, passed down."""
+
+from __future__ import annotations
+
+from datetime import time
+from enum import StrEnum
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DayCounting(StrEnum):
+    CALENDAR = "calendar"  # 第五、六条 say 第5天 / 10天内: calendar days (default)
+    WORKING = "working"
+
+
+class Rules(BaseSettings):
+    """The numbers of the 三色 rules. Every default comes from the seeds; all can be changed."""
+
+    model_config = SettingsConfigDict(env_prefix="DUBAN_RULE_", extra="ignore")
+
+    default_deadline_workdays: int = 7  # 第三条
+    ack_reminder_workdays: int = 1  # SPEC §2.2
+    courtesy_workdays_before: int = 1  # SPEC §3 临期提醒
+    yellow_after_days: int = 5  # 第五条: 第5天
+    red_after_yellow_days: int = 10  # 第六条: 黄色督办单发出后 10天内
+    red_repeat_days: int = 5  # SPEC §3: red again every 5 days
+    signer_reminder_workdays: int = 1  # SPEC §3: a draft waiting more than 1 working day
+    day_counting: DayCounting = DayCounting.CALENDAR
+    auto_issue: bool = False  # issue yellow/red without waiting for a signature
+    work_start: time = time(9, 0)
+    work_end: time = time(18, 0)
+    due_time: time = time(17, 30)  # a date-only deadline falls due at the end of that working day
+    score_blue: int = -1  # 第九条
+    score_yellow: int = -2
+    score_red: int = -5
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DUBAN_", env_file=".env", extra="ignore")
+
+    database_url: str = "sqlite:///duban.db"
+    roster_file: Path = Path("examples/roster.yaml")
+    calendar_overrides: Path | None = None
+    code_prefix: str = "DB"
+    rules: Rules = Field(default_factory=Rules)

@@ -1,0 +1,220 @@
+"""The tables. The database is the bot's only memory: schedules, deliveries and history live here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import JSON, Column, Index, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from storage.types import AwareDateTime
+
+
+def _at(nullable: bool = False, index: bool = False) -> Column:
+    return Column(AwareDateTime(), nullable=nullable, index=index)
+
+
+class Role(StrEnum):
+    COUNTY_HEAD = "county_head"  # 县长: signs red, approves extensions at red
+    EXECUTIVE_DEPUTY = "executive_deputy"  # 常务副县长: signs yellow, approves at yellow
+    DEPUTY = "deputy"  # 副县长
+    OFFICE_DIRECTOR = "office_director"  # 县政府办主任: approves extensions before yellow
+    SUPERVISOR = "supervisor"  # 督查室
+    UNIT_HEAD = "unit_head"  # 责任单位主要负责人
+    LIAISON = "liaison"  # 联络员
+
+
+class TaskStatus(StrEnum):
+    ASSIGNED = "assigned"  # 待签收
+    IN_PROGRESS = "in_progress"  # 办理中
+    REPORTED_DONE = "reported_done"  # 待销号
+    CLOSED = "closed"  # 已销号
+    CANCELLED = "cancelled"  # 已撤销
+
+
+OPEN_STATUSES = (TaskStatus.ASSIGNED, TaskStatus.IN_PROGRESS, TaskStatus.REPORTED_DONE)
+
+
+class NoticeKind(StrEnum):
+    ACK_REMINDER = "ack_reminder"  # 签收提醒
+    COURTESY = "courtesy"  # 临期提醒
+    REPORT_REMINDER = "report_reminder"  # 定期进展提醒
+    BLUE = "blue"
+    YELLOW = "yellow"
+    RED = "red"
+    SIGN_REMINDER = "sign_reminder"  # 签发提醒 to a signer whose draft waits
+
+
+COLOURS = (NoticeKind.BLUE, NoticeKind.YELLOW, NoticeKind.RED)
+
+
+class NoticeStatus(StrEnum):
+    DRAFT = "draft"  # 待签发
+    HELD = "held"  # 暂缓
+    ISSUED = "issued"
+    VOID = "void"  # the task was closed or extended before the draft was signed
+
+
+class ExtensionStatus(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class OutboxStatus(StrEnum):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    DEAD = "dead"
+
+
+class Unit(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)  # 县住建局
+    aliases: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    head_user_id: str | None = None
+
+
+class Person(SQLModel, table=True):
+    user_id: str = Field(primary_key=True)  # DingTalk userId
+    name: str
+    title: str = ""
+    role: Role
+    unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
+
+
+class ChatGroup(SQLModel, table=True):
+    key: str = Field(primary_key=True)  # leaders / all_units / …
+    name: str
+    conversation_id: str = Field(unique=True)  # openConversationId
+
+
+class CodeCounter(SQLModel, table=True):
+    """Allocates DB-2026-0042 style codes: one row per (prefix, year), bumped atomically."""
+
+    prefix: str = Field(primary_key=True)
+    year: int = Field(primary_key=True)
+    last: int = 0
+
+
+class Task(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True)
+    title: str
+    lead_unit_id: int = Field(foreign_key="unit.id", index=True)
+    co_unit_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    category: str = "其他"
+    urgent: bool = False
+    assigner_id: str = Field(foreign_key="person.user_id")
+    conversation_id: str = ""  # where it was assigned; its confirmations and notices go there
+    assigned_at: datetime = Field(sa_column=_at())
+    original_deadline: datetime = Field(sa_column=_at())
+    deadline: datetime = Field(sa_column=_at())  # current D, after any approved extension
+    deadline_is_estimate: bool = False
+    cycle: int = 0  # bumped by each approved extension: the escalation clock restarts
+    status: TaskStatus = Field(default=TaskStatus.ASSIGNED, index=True)
+    acknowledged_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    last_progress_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    progress_percent: int | None = None
+    report_every_days: int | None = None  # periodic progress duty, if any
+    reported_done_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    closed_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    next_check_at: datetime | None = Field(default=None, sa_column=_at(nullable=True, index=True))
+
+
+class ProgressReport(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    author_id: str
+    at: datetime = Field(sa_column=_at())
+    text: str
+    percent: int | None = None
+    final: bool = False  # the 办结 summary
+
+
+class ExtensionRequest(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    requester_id: str
+    requested_at: datetime = Field(sa_column=_at())
+    new_deadline: datetime = Field(sa_column=_at())
+    reason: str
+    status: ExtensionStatus = ExtensionStatus.PENDING
+    decided_by: str | None = None
+    decided_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    decision_note: str = ""
+
+
+class Notice(SQLModel, table=True):
+    """Everything the schedule sends: reminders and the 三色督办单. One row per (task, kind, seq)."""
+
+    __table_args__ = (UniqueConstraint("task_id", "kind", "seq", name="uq_notice_task_kind_seq"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    code: str = Field(unique=True)  # DB-2026-0042-Y1
+    task_id: int = Field(foreign_key="task.id", index=True)
+    kind: NoticeKind
+    seq: int  # 1, 2, … per task and kind, across cycles
+    cycle: int  # the task's cycle when it fell due
+    ref_seq: int | None = None  # sign reminders: which draft (seq of the notice) they are about
+    status: NoticeStatus
+    due_at: datetime = Field(sa_column=_at())  # when the rules made it due (before working hours)
+    created_at: datetime = Field(sa_column=_at())  # drafted, or issued at once
+    issued_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    signer_id: str | None = None
+    signed_by: str | None = None
+    hold_reason: str = ""
+    deadline_at_issue: datetime = Field(sa_column=_at())
+
+
+class ScoreEvent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    unit_id: int = Field(foreign_key="unit.id", index=True)
+    task_id: int = Field(foreign_key="task.id")
+    notice_id: int = Field(foreign_key="notice.id", unique=True)
+    year: int = Field(index=True)
+    points: int
+    at: datetime = Field(sa_column=_at())
+
+
+class Outbox(SQLModel, table=True):
+    """A message to deliver. Written in the same transaction as the change that caused it."""
+
+    __table_args__ = (Index("ix_outbox_due", "status", "deliver_after"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    target: str  # "user" or "group"
+    recipient: str  # a userId, or an openConversationId
+    at_user_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    title: str
+    text: str  # DingTalk markdown
+    actions: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    image_path: str | None = None
+    file_path: str | None = None
+    deliver_after: datetime = Field(sa_column=_at())
+    created_at: datetime = Field(sa_column=_at())
+    status: OutboxStatus = OutboxStatus.PENDING
+    attempts: int = 0
+    claimed_until: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    claimed_by: str | None = None
+    last_error: str = ""
+    sent_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    task_id: int | None = Field(default=None, index=True)
+    notice_id: int | None = None
+
+
+class ProcessedMessage(SQLModel, table=True):
+    """Inbound DingTalk msgIds already acted on: a redelivered message changes nothing twice."""
+
+    msg_id: str = Field(primary_key=True)
+    at: datetime = Field(sa_column=_at())
+
+
+class AuditEvent(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int | None = Field(default=None, index=True)
+    at: datetime = Field(sa_column=_at())
+    actor_id: str  # a userId, or "system"
+    action: str
+    detail: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
