@@ -113,6 +113,7 @@ class Task(SQLModel, table=True):
     deadline: datetime = Field(sa_column=_at())  # current D, after any approved extension
     deadline_is_estimate: bool = False
     cycle: int = 0  # bumped by each approved extension: the escalation clock restarts
+    cycle_started_at: datetime = Field(sa_column=_at())  # assignment, or the last approved extension
     status: TaskStatus = Field(default=TaskStatus.ASSIGNED, index=True)
     acknowledged_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     last_progress_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
@@ -157,7 +158,7 @@ class Notice(SQLModel, table=True):
     kind: NoticeKind
     seq: int  # 1, 2, … per task and kind, across cycles
     cycle: int  # the task's cycle when it fell due
-    ref_seq: int | None = None  # sign reminders: which draft (seq of the notice) they are about
+    ref_notice_id: int | None = None  # sign reminders: the draft they are about
     status: NoticeStatus
     due_at: datetime = Field(sa_column=_at())  # when the rules made it due (before working hours)
     created_at: datetime = Field(sa_column=_at())  # drafted, or issued at once

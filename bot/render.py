@@ -1,0 +1,76 @@
+"""Renders message_templates/*.j2 into Replies. The words live in the templates, not here.
+
+A template may `{% set title = "…" %}` for the message title (DingTalk shows it in the chat list).
+Every value a user typed must pass through the `u` filter, which neutralises DingTalk markdown
+and HTML so user text can never forge a colour, a heading, a link or a button.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from functools import cache
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+from bot.channel import Action, Reply
+
+WEEKDAYS = "一二三四五六日"
+
+# Characters that carry meaning in DingTalk markdown or HTML, mapped to their full-width twins:
+# they read naturally in Chinese text and have no markup meaning.
+_NEUTRAL = str.maketrans({
+    "<": "＜", ">": "＞", "[": "［", "]": "］", "(": "（", ")": "）", "#": "＃", "*": "＊",
+    "_": "＿", "`": "｀", "|": "｜", "~": "～", "!": "！", "&": "＆", "\\": "＼", "=": "＝",
+})
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+_SPACES = re.compile(r"\s+")
+MAX_USER_TEXT = 300
+
+
+def user_text(value: object, limit: int = MAX_USER_TEXT) -> str:
+    """User-supplied text made inert: one line, no markup, no control characters, bounded length."""
+    text = _SPACES.sub(" ", _CONTROL.sub(" ", str(value))).strip()
+    if len(text) > limit:
+        text = text[: limit - 1] + "…"
+    text = text.translate(_NEUTRAL)
+    # a URL scheme would still be auto-linked by some clients: break the "://" that makes it one
+    return text.replace("://", "：//")
+
+
+def md_date(value: datetime | date | None, with_time: bool = True) -> str:
+    if value is None:
+        return "—"
+    text = f"{value.month}月{value.day}日（周{WEEKDAYS[value.weekday()]}）"
+    if with_time and isinstance(value, datetime):
+        text += f"{value:%H:%M}"
+    return text
+
+
+def md_datetime_full(value: datetime | None) -> str:
+    return "—" if value is None else f"{value.year}年{md_date(value)}"
+
+
+@cache
+def _env() -> Environment:
+    env = Environment(
+        loader=PackageLoader("message_templates", ""),
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=False,
+        autoescape=False,  # markdown, not HTML: escaping is the explicit `u` filter
+    )
+    env.filters["u"] = user_text
+    env.filters["d"] = md_date
+    env.filters["dd"] = lambda v: md_date(v, with_time=False)
+    env.filters["full"] = md_datetime_full
+    return env
+
+
+def render(name: str, *, actions: tuple[Action, ...] = (), at_user_ids: tuple[str, ...] = (), **data) -> Reply:
+    template = _env().get_template(f"{name}.md.j2")
+    module = template.make_module(data)
+    text = str(module).strip()
+    title = getattr(module, "title", None) or text.splitlines()[0].lstrip("#").strip()[:40]
+    return Reply(title=title, text=text, at_user_ids=at_user_ids, actions=actions)

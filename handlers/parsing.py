@@ -1,0 +1,82 @@
+"""Pieces of the chat language shared by the command families: codes, units, percentages."""
+
+from __future__ import annotations
+
+import re
+
+from sqlmodel import Session, select
+
+from handlers.registry import UserError
+from storage import queries
+from storage.models import Notice, Task, Unit
+
+TASK_CODE = re.compile(r"^([A-Za-z]{1,4})[-－—_ ]?(\d{4})[-－—_ ]?(\d{1,5})$")
+NOTICE_CODE = re.compile(r"^([A-Za-z]{1,4})[-－—_ ]?(\d{4})[-－—_ ]?(\d{1,5})[-－—_ ]?([ABCPRSYabcprsy])(\d{1,3})$")
+PERCENT = re.compile(r"(?:^|\s)(\d{1,3})\s*[%％]\s*$")
+LIST_SEPARATORS = re.compile(r"[,，、;；/]+")
+
+
+def split_first(text: str) -> tuple[str, str]:
+    parts = text.strip().split(maxsplit=1)
+    return (parts[0], parts[1].strip()) if len(parts) == 2 else ((parts[0], "") if parts else ("", ""))
+
+
+def normalise_task_code(word: str) -> str | None:
+    m = TASK_CODE.match(word.strip())
+    return f"{m[1].upper()}-{m[2]}-{int(m[3]):04d}" if m else None
+
+
+def require_task(session: Session, args: str, command: str) -> tuple[Task, str]:
+    """The task named by the first word of `args`, and the rest of the text."""
+    word, rest = split_first(args)
+    if not word:
+        raise UserError("missing_code", command=command)
+    code = normalise_task_code(word)
+    if code is None:
+        raise UserError("bad_code", command=command, word=word)
+    task = queries.task_by_code(session, code)
+    if task is None:
+        raise UserError("unknown_task", command=command, code=code)
+    return task, rest
+
+
+def require_notice(session: Session, args: str, command: str) -> tuple[Notice, str]:
+    word, rest = split_first(args)
+    if not word:
+        raise UserError("missing_notice_code", command=command)
+    m = NOTICE_CODE.match(word)
+    if m is None:
+        raise UserError("bad_notice_code", command=command, word=word)
+    code = f"{m[1].upper()}-{m[2]}-{int(m[3]):04d}-{m[4].upper()}{int(m[5])}"
+    notice = session.exec(select(Notice).where(Notice.code == code)).first()
+    if notice is None:
+        raise UserError("unknown_notice", command=command, code=code)
+    return notice, rest
+
+
+def take_percent(text: str) -> tuple[str, int | None]:
+    m = PERCENT.search(text)
+    if not m:
+        return text.strip(), None
+    value = int(m[1])
+    if value > 100:
+        raise UserError("bad_percent", value=value)
+    return text[: m.start()].strip(), value
+
+
+def find_unit(session: Session, word: str) -> Unit | None:
+    """Forgiving unit names: 县住建局 / 住建局 / 住建 all name the same unit, if only one fits."""
+    word = word.strip()
+    if not word:
+        return None
+    units = list(session.exec(select(Unit)))
+    for unit in units:
+        if word == unit.name or word in unit.aliases:
+            return unit
+    bare = word.removeprefix("县")
+    fits = [u for u in units if bare and (bare in u.name or any(bare in a for a in u.aliases))]
+    return fits[0] if len(fits) == 1 else None
+
+
+def unit_names(session: Session) -> list[str]:
+    return [u.name for u in session.exec(select(Unit).order_by(Unit.id))]

@@ -1,0 +1,123 @@
+"""Commands, who may use them, and the context a handler works in.
+
+Each command family module registers its commands with `@command`. The role × command matrix is
+the `roles` of each registration: dispatch checks it in one place before a handler runs. Checks
+that depend on the task (own unit, the assigner, the signer) live in handlers/permissions.py.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlmodel import Session
+
+from bot.channel import Action, Incoming, Reply
+from bot.outbox import enqueue
+from bot.render import render
+from bot.settings import Settings
+from reminders.calendar import WorkCalendar
+from reminders.engine import Escalation
+from storage import audit
+from storage.models import Person, Role
+
+LEADERS = frozenset({Role.COUNTY_HEAD, Role.EXECUTIVE_DEPUTY, Role.DEPUTY, Role.OFFICE_DIRECTOR})
+ASSIGNERS = LEADERS | {Role.SUPERVISOR}
+UNIT_STAFF = frozenset({Role.UNIT_HEAD, Role.LIAISON})
+APPROVERS = frozenset({Role.OFFICE_DIRECTOR, Role.EXECUTIVE_DEPUTY, Role.COUNTY_HEAD})
+SIGNERS = frozenset({Role.EXECUTIVE_DEPUTY, Role.COUNTY_HEAD})
+EVERYONE = frozenset(Role)
+STRANGERS_TOO = None  # marker: even people not in the roster may use it
+
+
+class UserError(Exception):
+    """A rejected command: the transaction rolls back and the sender gets `error_<name>`."""
+
+    def __init__(self, name: str, **data: object) -> None:
+        super().__init__(name)
+        self.name = name
+        self.data = data
+
+
+@dataclass
+class Services:
+    settings: Settings
+    calendar: WorkCalendar
+    escalation: Escalation
+
+
+@dataclass
+class Context:
+    session: Session
+    incoming: Incoming
+    sender: Person | None
+    now: datetime
+    services: Services
+    replies: list[Reply] = field(default_factory=list)
+
+    @property
+    def rules(self):
+        return self.services.settings.rules
+
+    def reply(self, template: str, *, at_user_ids: tuple[str, ...] = (), actions: tuple[Action, ...] = (),
+              **data: object) -> None:
+        self.replies.append(render(template, at_user_ids=at_user_ids, actions=actions, now=self.now, **data))
+
+    def notify_user(self, user_id: str | None, template: str, *, task_id: int | None = None,
+                    actions: tuple[Action, ...] = (), **data: object) -> None:
+        """A direct message, through the outbox so it survives a crash. People act at any hour."""
+        if not user_id:
+            return
+        reply = render(template, actions=actions, now=self.now, **data)
+        enqueue(self.session, reply, target="user", recipient=user_id, deliver_after=self.now, now=self.now,
+                task_id=task_id)
+
+    def audit(self, action: str, task_id: int | None = None, **detail: object) -> None:
+        actor = self.sender.user_id if self.sender else self.incoming.sender_id
+        audit.record(self.session, at=self.now, actor=actor, action=action, task_id=task_id, **detail)
+
+
+Handler = Callable[[Context, str], None]
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    handler: Handler
+    roles: frozenset[Role] | None  # None: strangers too
+    mutates: bool
+    usage: str
+    example: str
+    summary: str
+    aliases: tuple[str, ...] = ()
+
+
+COMMANDS: dict[str, Command] = {}
+
+
+def command(name: str, *, roles: frozenset[Role] | None, usage: str, example: str, summary: str,
+            aliases: tuple[str, ...] = (), mutates: bool = True) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        cmd = Command(name, fn, roles, mutates, usage, example, summary, aliases)
+        for word in (name, *aliases):
+            if word in COMMANDS:
+                raise RuntimeError(f"command word {word!r} registered twice")
+            COMMANDS[word] = cmd
+        return fn
+
+    return register
+
+
+def lookup(word: str) -> Command | None:
+    return COMMANDS.get(word) or COMMANDS.get(word.lower())
+
+
+def may_use(cmd: Command, person: Person | None) -> bool:
+    if cmd.roles is STRANGERS_TOO:
+        return True
+    return person is not None and person.role in cmd.roles
+
+
+def primary_commands() -> list[Command]:
+    return list(dict.fromkeys(COMMANDS.values()))

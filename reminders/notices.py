@@ -1,0 +1,160 @@
+"""What creating, issuing and voiding a notice does to the database: the notice row, its score
+(第九条), its messages in the outbox, its audit event. Used by the engine and by 签发 / 暂缓."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from sqlmodel import Session, func, select
+
+from bot.channel import Action
+from bot.clock import SHANGHAI
+from bot.outbox import enqueue
+from bot.render import render
+from storage import audit, queries
+from storage.models import COLOURS, Notice, NoticeKind, NoticeStatus, Role, ScoreEvent, Task, Unit
+
+if TYPE_CHECKING:
+    from reminders.engine import Escalation
+    from reminders.policy import Due
+
+LETTER = {
+    NoticeKind.ACK_REMINDER: "A", NoticeKind.COURTESY: "C", NoticeKind.REPORT_REMINDER: "P",
+    NoticeKind.BLUE: "B", NoticeKind.YELLOW: "Y", NoticeKind.RED: "R", NoticeKind.SIGN_REMINDER: "S",
+}
+SIGNER_ROLE = {NoticeKind.YELLOW: Role.EXECUTIVE_DEPUTY, NoticeKind.RED: Role.COUNTY_HEAD}
+
+
+def score_for(kind: NoticeKind, esc: Escalation) -> int:
+    return {NoticeKind.BLUE: esc.rules.score_blue, NoticeKind.YELLOW: esc.rules.score_yellow,
+            NoticeKind.RED: esc.rules.score_red}.get(kind, 0)
+
+
+def create(session: Session, task: Task, due: Due, now: datetime, esc: Escalation) -> Notice:
+    signer = queries.first_with_role(session, SIGNER_ROLE[due.kind]) if due.draft else None
+    notice = Notice(
+        code=f"{task.code}-{LETTER[due.kind]}{due.seq}",
+        task_id=task.id,
+        kind=due.kind,
+        seq=due.seq,
+        cycle=due.cycle,
+        ref_notice_id=due.ref_notice_id,
+        status=NoticeStatus.DRAFT if due.draft else NoticeStatus.ISSUED,
+        due_at=due.due_at,
+        created_at=now,
+        signer_id=signer.user_id if signer else None,
+        deadline_at_issue=task.deadline,
+    )
+    session.add(notice)
+    session.flush()  # the unique (task, kind, seq) check happens here, before anything else is written
+    if due.draft:
+        _send_draft(session, task, notice, now, esc)
+        audit.record(session, at=now, actor=audit.SYSTEM, action="notice_drafted", task_id=task.id,
+                     notice=notice.code, kind=notice.kind, signer=notice.signer_id)
+    else:
+        issue(session, task, notice, now, esc, signed_by=None)
+    return notice
+
+
+def issue(session: Session, task: Task, notice: Notice, now: datetime, esc: Escalation,
+          signed_by: str | None) -> None:
+    notice.status, notice.issued_at, notice.signed_by = NoticeStatus.ISSUED, now, signed_by
+    notice.deadline_at_issue = task.deadline
+    session.add(notice)
+    unit = session.get(Unit, task.lead_unit_id)
+    points = score_for(notice.kind, esc)
+    if notice.kind in COLOURS:
+        session.add(ScoreEvent(unit_id=unit.id, task_id=task.id, notice_id=notice.id, year=now.year,
+                               points=points, at=now))
+    audit.record(session, at=now, actor=signed_by or audit.SYSTEM, action="notice_issued", task_id=task.id,
+                 notice=notice.code, kind=notice.kind, points=points)
+    _deliver(session, task, notice, unit, now, esc)
+
+
+def void(session: Session, task: Task, notice: Notice, now: datetime) -> None:
+    notice.status = NoticeStatus.VOID
+    session.add(notice)
+    audit.record(session, at=now, actor=audit.SYSTEM, action="notice_void", task_id=task.id, notice=notice.code)
+
+
+def reds_this_year(session: Session, unit_id: int, year: int) -> int:
+    """Reds issued to the unit in the calendar year (第十条: 2 ⇒ 通报批评, 3 ⇒ 诫勉谈话)."""
+    start, end = datetime(year, 1, 1, tzinfo=SHANGHAI), datetime(year + 1, 1, 1, tzinfo=SHANGHAI)
+    query = (select(func.count()).select_from(Notice).join(Task, Task.id == Notice.task_id)
+             .where(Task.lead_unit_id == unit_id, Notice.kind == NoticeKind.RED,
+                    Notice.status == NoticeStatus.ISSUED, Notice.issued_at >= start, Notice.issued_at < end))
+    return session.exec(query).one()
+
+
+def _context(session: Session, task: Task, notice: Notice, unit: Unit, now: datetime, esc: Escalation) -> dict:
+    head = queries.unit_head(session, unit)
+    signer = queries.person(session, notice.signed_by or notice.signer_id or "")
+    return {
+        "task": task, "notice": notice, "unit": unit, "head": head, "signer": signer, "now": now,
+        "overdue_days": max((now.date() - task.deadline.date()).days, 0),
+        "next_at": _next_step(task, notice, now, esc),
+        "points": score_for(notice.kind, esc),
+        "reds": reds_this_year(session, unit.id, now.year) if notice.kind is NoticeKind.RED else 0,
+        "rules": esc.rules,
+        "estimate": task.deadline_is_estimate,
+    }
+
+
+def _next_step(task: Task, notice: Notice, now: datetime, esc: Escalation) -> datetime | None:
+    """When the next colour would follow, as the notice tells the unit (SPEC §3)."""
+    policy, rules = esc.policy, esc.rules
+    if notice.kind in (NoticeKind.COURTESY, NoticeKind.ACK_REMINDER, NoticeKind.REPORT_REMINDER):
+        return policy.send_time(task.deadline)
+    if notice.kind is NoticeKind.BLUE:
+        return policy.send_time(policy.after_days(task.deadline, rules.yellow_after_days))
+    if notice.kind is NoticeKind.YELLOW:
+        return policy.send_time(policy.after_days(notice.issued_at or now, rules.red_after_yellow_days))
+    if notice.kind is NoticeKind.RED:
+        return policy.send_time(policy.after_days(notice.issued_at or now, rules.red_repeat_days))
+    return None
+
+
+def task_actions(task: Task) -> tuple[Action, ...]:
+    return (Action("签收", f"签收 {task.code}"), Action("汇报进展", f"进展 {task.code} "),
+            Action("申请延期", f"延期 {task.code} "), Action("办结", f"办结 {task.code} "))
+
+
+def _deliver(session: Session, task: Task, notice: Notice, unit: Unit, now: datetime, esc: Escalation) -> None:
+    ctx = _context(session, task, notice, unit, now, esc)
+    at = esc.policy.send_time(now)
+    head = ctx["head"]
+    if notice.kind is NoticeKind.SIGN_REMINDER:
+        draft = session.get(Notice, notice.ref_notice_id)
+        ctx["draft"] = draft
+        reply = render("reminder_sign", actions=_sign_actions(draft), **ctx)
+        enqueue(session, reply, target="user", recipient=draft.signer_id, deliver_after=at, now=now,
+                task_id=task.id, notice_id=notice.id)
+        return
+    reply = render(f"notice_{notice.kind}", actions=task_actions(task), **ctx)
+    if head:
+        enqueue(session, reply, target="user", recipient=head.user_id, deliver_after=at, now=now,
+                task_id=task.id, notice_id=notice.id)
+    groups = []
+    if notice.kind in (NoticeKind.YELLOW, NoticeKind.RED):
+        groups.append(queries.task_conversation(session, task))
+    if notice.kind is NoticeKind.RED:
+        leaders = queries.group(session, "leaders")
+        groups.append(leaders.conversation_id if leaders else "")
+    for conversation in dict.fromkeys(g for g in groups if g):
+        enqueue(session, render(f"notice_{notice.kind}", **ctx), target="group", recipient=conversation,
+                deliver_after=at, now=now, task_id=task.id, notice_id=notice.id)
+
+
+def _sign_actions(draft: Notice) -> tuple[Action, ...]:
+    return (Action("签发", f"签发 {draft.code}"), Action("暂缓", f"暂缓 {draft.code} "))
+
+
+def _send_draft(session: Session, task: Task, notice: Notice, now: datetime, esc: Escalation) -> None:
+    if notice.signer_id is None:
+        return  # no signer in the roster: the roster check refuses such a roster, so this is a test set-up
+    unit = session.get(Unit, task.lead_unit_id)
+    ctx = _context(session, task, notice, unit, now, esc)
+    reply = render("notice_draft", actions=_sign_actions(notice), **ctx)
+    enqueue(session, reply, target="user", recipient=notice.signer_id, deliver_after=esc.policy.send_time(now),
+            now=now, task_id=task.id, notice_id=notice.id)

@@ -1,0 +1,39 @@
+"""Small lookups shared by handlers, the engine and reports (plain functions, keyword session)."""
+
+from __future__ import annotations
+
+from sqlmodel import Session, select
+
+from storage.models import ChatGroup, Person, Role, Task, Unit
+
+
+def person(session: Session, user_id: str) -> Person | None:
+    return session.get(Person, user_id)
+
+
+def first_with_role(session: Session, role: Role) -> Person | None:
+    return session.exec(select(Person).where(Person.role == role).order_by(Person.user_id)).first()
+
+
+def people_with_role(session: Session, role: Role) -> list[Person]:
+    return list(session.exec(select(Person).where(Person.role == role).order_by(Person.user_id)))
+
+
+def unit_head(session: Session, unit: Unit) -> Person | None:
+    return session.get(Person, unit.head_user_id) if unit.head_user_id else None
+
+
+def group(session: Session, key: str) -> ChatGroup | None:
+    return session.get(ChatGroup, key)
+
+
+def task_by_code(session: Session, code: str) -> Task | None:
+    return session.exec(select(Task).where(Task.code == code.upper())).first()
+
+
+def task_conversation(session: Session, task: Task) -> str:
+    """Where a task's group-wide messages go: the group it was assigned in, else the all-units group."""
+    if task.conversation_id:
+        return task.conversation_id
+    fallback = group(session, "all_units")
+    return fallback.conversation_id if fallback else ""
