@@ -51,6 +51,15 @@ def md_datetime_full(value: datetime | None) -> str:
     return "—" if value is None else f"{value.year}年{md_date(value)}"
 
 
+ROLE_NAMES = {
+    "county_head": "县长", "executive_deputy": "常务副县长", "deputy": "副县长", "office_director": "县政府办主任",
+    "supervisor": "县政府督查室", "unit_head": "单位主要负责人", "liaison": "单位联络员", None: "未登记人员",
+}
+STATUS_NAMES = {"assigned": "待签收", "in_progress": "办理中", "reported_done": "待销号", "closed": "已销号",
+                "cancelled": "已撤销"}
+COLOUR_NAMES = {"blue": "🔵蓝色", "yellow": "🟡黄色", "red": "🔴红色", None: "⚪未督办"}
+
+
 @cache
 def _env() -> Environment:
     env = Environment(
@@ -65,6 +74,7 @@ def _env() -> Environment:
     env.filters["d"] = md_date
     env.filters["dd"] = lambda v: md_date(v, with_time=False)
     env.filters["full"] = md_datetime_full
+    env.globals.update(ROLE_NAMES=ROLE_NAMES, STATUS_NAMES=STATUS_NAMES, COLOUR_NAMES=COLOUR_NAMES)
     return env
 
 

@@ -1,0 +1,98 @@
+"""The bot: one `handle(incoming)` entry point for every transport, and `tick()` for the schedule.
+
+Every command runs in one transaction: the state change, its audit events, its outbox rows and the
+processed msgId commit together, or — on any rejection or error — nothing is written at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
+
+from bot.channel import Incoming, Reply
+from bot.clock import Clock
+from bot.render import render
+from bot.roster import apply_roster, load_roster
+from bot.settings import Settings
+from handlers import extensions, queries, signing, tasks  # noqa: F401  (they register their commands)
+from handlers.parsing import split_first
+from handlers.queries import suggest
+from handlers.registry import Context, Services, UserError, lookup, may_use
+from reminders.calendar import WorkCalendar
+from reminders.engine import Escalation
+from storage.db import transaction
+from storage.models import Person, ProcessedMessage
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE = 2000  # characters; DingTalk allows more, but no real command is longer
+
+
+class Bot:
+    def __init__(self, engine: Engine, settings: Settings, clock: Clock, calendar: WorkCalendar) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.clock = clock
+        self.calendar = calendar
+        self.escalation = Escalation(calendar, settings.rules)
+        self.services = Services(settings, calendar, self.escalation)
+
+    def load_roster(self, path: Path) -> None:
+        roster = load_roster(path)
+        with transaction(self.engine) as session:
+            apply_roster(session, roster)
+
+    async def handle(self, incoming: Incoming) -> list[Reply]:
+        # database work is synchronous: keep it off the event loop that the stream client runs on
+        return await asyncio.to_thread(self.handle_sync, incoming)
+
+    def handle_sync(self, incoming: Incoming) -> list[Reply]:
+        now = self.clock.now()
+        text = " ".join(incoming.text.split())
+        word, args = split_first(text)
+        if not word:
+            return [render("help_short", now=now)]
+        cmd = lookup(word)
+        if cmd is None:
+            return [render("error_unknown_command", word=word[:20], suggestion=suggest(word), now=now)]
+        if len(text) > MAX_MESSAGE:
+            return [render("error_too_long", limit=MAX_MESSAGE, now=now)]
+        try:
+            with transaction(self.engine) as session:
+                if incoming.msg_id and session.get(ProcessedMessage, incoming.msg_id):
+                    log.info("msg %s already processed: ignored", incoming.msg_id)
+                    return []
+                sender = session.get(Person, incoming.sender_id)
+                if not may_use(cmd, sender):
+                    raise UserError("stranger" if sender is None else "not_allowed", command=cmd.name,
+                                    role=sender.role if sender else None)
+                ctx = Context(session, incoming, sender, now, self.services)
+                cmd.handler(ctx, args)
+                if cmd.mutates and incoming.msg_id:
+                    session.add(ProcessedMessage(msg_id=incoming.msg_id, at=now))
+                    session.flush()
+                return ctx.replies
+        except UserError as exc:
+            return [render(f"error_{exc.name}", cmd=cmd, now=now, **exc.data)]
+        except IntegrityError:
+            if incoming.msg_id and self._already_processed(incoming.msg_id):
+                # the same msgId committed by another instance a moment ago: that one answered
+                log.info("msg %s: concurrent duplicate, rolled back", incoming.msg_id)
+                return []
+            log.exception("command %r from %s hit a constraint", word, incoming.sender_id)
+            return [render("error_internal", now=now)]
+        except Exception:
+            log.exception("command %r from %s failed", word, incoming.sender_id)
+            return [render("error_internal", now=now)]
+
+    def _already_processed(self, msg_id: str) -> bool:
+        with transaction(self.engine) as session:
+            return session.get(ProcessedMessage, msg_id) is not None
+
+    def tick(self) -> int:
+        """Settle every task due now. Returns how many notices were created."""
+        return self.escalation.reconcile(self.engine, self.clock.now())

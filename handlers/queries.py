@@ -1,0 +1,151 @@
+"""Questions people ask: 台账, 我的, 查询, 积分, 帮助. They read; they never change anything."""
+
+from __future__ import annotations
+
+from difflib import get_close_matches
+
+from sqlalchemy import func
+from sqlmodel import select
+
+from handlers.parsing import find_unit, require_task, split_first, unit_names
+from handlers.registry import (
+    EVERYONE,
+    STRANGERS_TOO,
+    Context,
+    UserError,
+    command,
+    lookup,
+    may_use,
+    primary_commands,
+)
+from storage.models import (
+    COLOURS,
+    OPEN_STATUSES,
+    AuditEvent,
+    Notice,
+    NoticeKind,
+    NoticeStatus,
+    Person,
+    ProgressReport,
+    ScoreEvent,
+    Task,
+    Unit,
+)
+
+COLOUR_WORDS = {"蓝": NoticeKind.BLUE, "蓝色": NoticeKind.BLUE, "黄": NoticeKind.YELLOW, "黄色": NoticeKind.YELLOW,
+                "红": NoticeKind.RED, "红色": NoticeKind.RED}
+LEDGER_LIMIT = 30
+
+
+def ledger_rows(ctx: Context, tasks: list[Task]) -> list[dict]:
+    """One dict per task for the ledger templates: colour, unit, deadline, overdue, last progress."""
+    rows = []
+    for task in tasks:
+        kinds = set(ctx.session.exec(select(Notice.kind).where(
+            Notice.task_id == task.id, Notice.status == NoticeStatus.ISSUED, Notice.kind.in_(COLOURS))))
+        colour = next((k for k in reversed(COLOURS) if k in kinds), None)
+        last = ctx.session.exec(select(ProgressReport).where(ProgressReport.task_id == task.id)
+                                .order_by(ProgressReport.at.desc())).first()
+        rows.append({"task": task, "unit": ctx.session.get(Unit, task.lead_unit_id), "colour": colour,
+                     "overdue": max((ctx.now.date() - task.deadline.date()).days, 0) if ctx.now > task.deadline else 0,
+                     "last": last})
+    return rows
+
+
+@command("台账", roles=EVERYONE, aliases=("ledger",), mutates=False, summary="查看在办事项台账，可按单位、颜色、逾期筛选",
+         usage="台账 [单位] [蓝/黄/红] [逾期]", example="台账 县住建局 红")
+def ledger(ctx: Context, args: str) -> None:
+    unit, colour, overdue_only = None, None, False
+    for word in args.split():
+        if word in COLOUR_WORDS:
+            colour = COLOUR_WORDS[word]
+        elif word == "逾期":
+            overdue_only = True
+        elif (found := find_unit(ctx.session, word)) is not None:
+            unit = found
+        else:
+            raise UserError("ledger_filter", word=word, units=unit_names(ctx.session))
+    query = select(Task).where(Task.status.in_(OPEN_STATUSES)).order_by(Task.deadline)
+    if unit:
+        query = query.where(Task.lead_unit_id == unit.id)
+    rows = ledger_rows(ctx, list(ctx.session.exec(query)))
+    if colour:
+        rows = [r for r in rows if r["colour"] is colour]
+    if overdue_only:
+        rows = [r for r in rows if ctx.now > r["task"].deadline]
+    ctx.reply("ledger", rows=rows[:LEDGER_LIMIT], total=len(rows), unit=unit, colour=colour,
+              overdue_only=overdue_only, limit=LEDGER_LIMIT)
+
+
+@command("我的", roles=EVERYONE, aliases=("mine",), mutates=False, summary="本单位（或我交办）的在办事项",
+         usage="我的", example="我的")
+def mine(ctx: Context, args: str) -> None:
+    query = select(Task).where(Task.status.in_(OPEN_STATUSES)).order_by(Task.deadline)
+    if ctx.sender.unit_id is not None:
+        query = query.where(Task.lead_unit_id == ctx.sender.unit_id)
+    else:
+        query = query.where(Task.assigner_id == ctx.sender.user_id)
+    rows = ledger_rows(ctx, list(ctx.session.exec(query)))
+    ctx.reply("mine", rows=rows[:LEDGER_LIMIT], total=len(rows), limit=LEDGER_LIMIT,
+              unit=ctx.session.get(Unit, ctx.sender.unit_id) if ctx.sender.unit_id else None)
+
+
+@command("查询", roles=EVERYONE, aliases=("show",), mutates=False, summary="查看一个事项的全部经过",
+         usage="查询 事项编号", example="查询 DB-2026-0042")
+def show(ctx: Context, args: str) -> None:
+    task, _ = require_task(ctx.session, args, "查询")
+    events = list(ctx.session.exec(select(AuditEvent).where(AuditEvent.task_id == task.id)
+                                   .order_by(AuditEvent.at, AuditEvent.id)))
+    names = {p.user_id: p.name for p in ctx.session.exec(select(Person))}
+    names["system"] = "督办助手"
+    row = ledger_rows(ctx, [task])[0]
+    ctx.reply("task_history", events=events, names=names, **row)
+
+
+def unit_scores(ctx: Context, year: int) -> list[dict]:
+    totals = dict(ctx.session.exec(select(ScoreEvent.unit_id, func.sum(ScoreEvent.points))
+                                   .where(ScoreEvent.year == year).group_by(ScoreEvent.unit_id)).all())
+    counts: dict[tuple[int, str], int] = {}
+    for unit_id, kind in ctx.session.exec(select(ScoreEvent.unit_id, Notice.kind).join(
+            Notice, Notice.id == ScoreEvent.notice_id).where(ScoreEvent.year == year)):
+        counts[unit_id, kind] = counts.get((unit_id, kind), 0) + 1
+    rows = [{"unit": u, "score": totals.get(u.id, 0) or 0,
+             **{k.value: counts.get((u.id, k), 0) for k in COLOURS}}
+            for u in ctx.session.exec(select(Unit).order_by(Unit.id))]
+    return sorted(rows, key=lambda r: (-r["score"], r["unit"].id))
+
+
+@command("积分", roles=EVERYONE, aliases=("score",), mutates=False, summary="本年度各单位督办扣分",
+         usage="积分 [单位]", example="积分 县住建局")
+def scores(ctx: Context, args: str) -> None:
+    rows = unit_scores(ctx, ctx.now.year)
+    if args:
+        unit = find_unit(ctx.session, args)
+        if unit is None:
+            raise UserError("unknown_unit", word=args, units=unit_names(ctx.session))
+        rows = [r for r in rows if r["unit"].id == unit.id]
+    ctx.reply("scores", rows=rows, year=ctx.now.year)
+
+
+@command("帮助", roles=STRANGERS_TOO, aliases=("help", "?", "？"), mutates=False, summary="查看可用命令和示例",
+         usage="帮助 [命令]", example="帮助 交办")
+def help_(ctx: Context, args: str) -> None:
+    word = split_first(args)[0]
+    if word:
+        cmd = lookup(word)
+        if cmd is None:
+            raise UserError("unknown_command", word=word, suggestion=suggest(word))
+        ctx.reply("help_command", cmd=cmd)
+        return
+    usable = [c for c in primary_commands() if may_use(c, ctx.sender)]
+    ctx.reply("help", commands=usable, known=ctx.sender is not None)
+
+
+def suggest(word: str) -> str | None:
+    """The nearest command word (签手 → 签收), for the unknown-command reply."""
+    names = [c.name for c in primary_commands()]
+    close = get_close_matches(word, names, n=1, cutoff=0.4)
+    if close:
+        return close[0]
+    same_start = [n for n in names if n[0] == word[:1] or n.endswith(word[-1:])]
+    return same_start[0] if len(same_start) == 1 else None
