@@ -12,8 +12,6 @@ The story (示范县, late 2026):
 
 from __future__ import annotations
 
-import asyncio
-import itertools
 import tempfile
 import time
 from collections import Counter
@@ -21,97 +19,52 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot.app import Bot
-from bot.channel import Incoming
-from bot.clock import FakeClock, shanghai
+from bot.channel import Reply
+from bot.clock import shanghai
 from bot.console import ConsoleTransport, paint, show_replies, stamp
-from bot.outbox import OutgoingMessage, deliver_due
-from bot.settings import Settings
-from reminders.calendar import WorkCalendar
-from storage.db import create_schema, make_engine
-from storage.models import Notice, NoticeStatus, Outbox, OutboxStatus, Task
+from bot.outbox import OutgoingMessage
+from bot.simulation import Simulation
+from storage.models import Outbox
 
 ROSTER = Path(__file__).resolve().parent.parent / "examples" / "roster.yaml"
 START = shanghai(2026, 11, 23, 9, 30)  # a Monday
 
 
-class Demo:
+class Demo(Simulation):
     def __init__(self, db_url: str, write: Callable[[str], None], colour: bool) -> None:
         self.write, self.colour = write, colour
-        self.engine = make_engine(db_url)
-        create_schema(self.engine)
-        self.clock = FakeClock(START)
-        self.bot = Bot(self.engine, Settings(database_url=db_url), self.clock, WorkCalendar())
-        self.bot.load_roster(ROSTER)
-        self.transport = ConsoleTransport(self.engine, self.clock, write, colour, full=self._show_full)
-        self.ids = itertools.count(1)
+        super().__init__(db_url, START, transport=lambda engine, clock: ConsoleTransport(
+            engine, clock, write, colour, full=self._show_full))
 
     @staticmethod
     def _show_full(message: OutgoingMessage) -> bool:
         # the notices themselves are the point of the demo; other messages are shown by title only
         return any(mark in message.title for mark in ("督办单", "临期提醒", "延期申请"))
 
-    def say(self, user_id: str, text: str, at: datetime | None = None, group: str = "") -> None:
-        """`user_id` types `text` at `at` (everything due before then happens first)."""
+    def say(self, user_id: str, text: str, at: datetime | None = None, group: str = "",
+            at_user_ids: tuple[str, ...] = ()) -> list[Reply]:
         if at is not None:
             self.run_until(at)
-        self.write(paint(f"[{stamp(self.clock)}] 💬 {self._name(user_id)}：{text}", self.colour))
-        incoming = Incoming(msg_id=f"demo-{next(self.ids)}", sender_id=user_id, text=text,
-                            conversation_id=group, is_group=bool(group))
-        show_replies(self.bot.handle_sync(incoming), self.clock, self.write, self.colour)
-        self._deliver()
-
-    def _name(self, user_id: str) -> str:
-        return self.transport.name("user", user_id)
-
-    def _deliver(self) -> None:
-        asyncio.run(deliver_due(self.engine, self.transport, self.clock.now(), "demo"))
-
-    def _next_event(self) -> datetime | None:
-        with Session(self.engine) as session:
-            check = session.exec(select(func.min(Task.next_check_at))).one()
-            send = session.exec(select(func.min(Outbox.deliver_after))
-                                .where(Outbox.status == OutboxStatus.PENDING)).one()
-        return min((t for t in (check, send) if t is not None), default=None)
-
-    def run_until(self, moment: datetime) -> None:
-        """Advance simulated time to `moment`, waking exactly when the database says something is due."""
-        while (event := self._next_event()) is not None and event <= moment:
-            self.clock.set(max(event, self.clock.now()))
-            self.bot.tick()
-            self._deliver()
-        self.clock.set(moment)
-
-    def wait_for_draft(self, task_code: str, limit: datetime) -> str:
-        while True:
-            with Session(self.engine) as session:
-                task = session.exec(select(Task).where(Task.code == task_code)).one()
-                draft = session.exec(select(Notice).where(Notice.task_id == task.id,
-                                                          Notice.status == NoticeStatus.DRAFT)).first()
-            if draft is not None:
-                return draft.code
-            nxt = self._next_event()
-            if nxt is None or nxt > limit:
-                raise RuntimeError(f"no draft for {task_code} by {limit}")
-            self.run_until(nxt)
+        self.write(paint(f"[{stamp(self.clock)}] 💬 {self.transport.name('user', user_id)}：{text}", self.colour))
+        replies = super().say(user_id, text, group=group, at_user_ids=at_user_ids)
+        show_replies(replies, self.clock, self.write, self.colour)
+        return replies
 
     def scene(self, title: str) -> None:
         self.write("")
         self.write(paint(f"━━ {title} ━━", self.colour))
 
-    def check_no_duplicates(self) -> Counter:
+    def check_no_duplicates(self) -> int:
         """Every notice went to each recipient once: the demo's own proof of SPEC §7."""
         with Session(self.engine) as session:
             rows = session.exec(select(Outbox).where(Outbox.notice_id.is_not(None))).all()
         seen = Counter((row.notice_id, row.target, row.recipient) for row in rows)
-        doubled = [key for key, count in seen.items() if count > 1]
         sends = Counter(oid for _, m in self.transport.sent for oid in m.outbox_ids)
-        if doubled or any(count > 1 for count in sends.values()):
-            raise AssertionError(f"a notice was sent twice: {doubled}")
-        return seen
+        if any(c > 1 for c in seen.values()) or any(c > 1 for c in sends.values()):
+            raise AssertionError("a notice was sent twice")
+        return len(seen)
 
 
 def play(write: Callable[[str], None] = print, colour: bool = False, db_url: str | None = None) -> Demo:
@@ -119,10 +72,10 @@ def play(write: Callable[[str], None] = print, colour: bool = False, db_url: str
     with tempfile.TemporaryDirectory(prefix="duban-demo-") as tmp:
         demo = Demo(db_url or f"sqlite:///{tmp}/demo.db", write, colour)
         _script(demo)
-        seen = demo.check_no_duplicates()
+        notices = demo.check_no_duplicates()
         demo.engine.dispose()
     write("")
-    write(f"✅ 演示结束：共发出 {len(demo.transport.sent)} 条消息，其中督办相关 {len(seen)} 条，无一重复；"
+    write(f"✅ 演示结束：共发出 {len(demo.transport.sent)} 条消息，其中督办提醒与督办单 {notices} 条，无一重复；"
           f"用时 {time.perf_counter() - started:.1f} 秒（模拟时间 {START:%m月%d日} 至 {demo.clock.now():%m月%d日}）。")
     return demo
 

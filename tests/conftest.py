@@ -1,0 +1,99 @@
+"""Shared fixtures: every storage test runs on SQLite and on PostgreSQL.
+
+PostgreSQL gets a database of its own per test session (created and dropped here), so parallel
+runs on one server never see each other's tables. Where no server is reachable the PostgreSQL
+cases skip with the reason — except under CI (CI=true), where that is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+from sqlmodel import SQLModel
+
+from bot.clock import shanghai
+from bot.simulation import Simulation
+from storage.db import make_engine
+from tests.emulator import Emulator
+
+# No test may reach a real DingTalk host. The SDK reads this variable once, when dingtalk_stream is
+# first imported (DingTalkStreamClient.OPEN_CONNECTION_API is a class attribute computed then), and
+# nothing above imports it: so the SDK's own endpoint is pinned here to a closed loopback port, and
+# any SDK code path we do not use fails locally. We do not patch that class attribute: our
+# StreamClient takes its URL from DingTalkSettings, whose default is this same variable, which the
+# `dingtalk` fixture points at the emulator.
+OFFLINE_DINGTALK = "http://127.0.0.1:9"
+os.environ["DINGTALK_OPENAPI_ENDPOINT"] = OFFLINE_DINGTALK
+LOOPBACK = {"127.0.0.1", "localhost", "::1", None}
+
+PG_ADMIN = os.environ.get("DUBAN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    name = f"duban_test_{uuid.uuid4().hex[:10]}"
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL at {PG_ADMIN} is required in CI: {exc}")
+        pytest.skip(f"PostgreSQL not reachable at {PG_ADMIN} ({exc}); PostgreSQL cases skipped")
+    base = PG_ADMIN.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
+    """A fresh, empty database URL: a SQLite file, or the session's PostgreSQL database wiped clean."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path}/duban.db"
+    url = request.getfixturevalue("pg_database")
+    engine = make_engine(url)
+    SQLModel.metadata.drop_all(engine)
+    engine.dispose()
+    return url
+
+
+@pytest.fixture
+def sim(tmp_path) -> Iterator[Simulation]:
+    """The bot with the example roster on SQLite, at Monday 2026-11-23 09:30."""
+    simulation = Simulation(f"sqlite:///{tmp_path}/sim.db", shanghai(2026, 11, 23, 9, 30))
+    yield simulation
+    simulation.engine.dispose()
+
+
+@pytest.fixture
+def sim_any(db_url: str) -> Iterator[Simulation]:
+    """The same, on SQLite and on PostgreSQL."""
+    simulation = Simulation(db_url, shanghai(2026, 11, 23, 9, 30))
+    yield simulation
+    simulation.engine.dispose()
+
+
+@pytest.fixture
+async def dingtalk(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Emulator]:
+    """A local DingTalk (tests/emulator) on 127.0.0.1; outside hosts are refused while it runs."""
+    import dingtalk_stream.utils
+
+    assert dingtalk_stream.utils.DINGTALK_OPENAPI_ENDPOINT == OFFLINE_DINGTALK, "SDK imported before conftest"
+    resolve = socket.getaddrinfo
+
+    def loopback_only(host, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if host not in LOOPBACK:
+            raise OSError(f"test tried to reach {host}: only the emulator on 127.0.0.1 is allowed")
+        return resolve(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", loopback_only)
+    emulator = Emulator()
+    await emulator.start()
+    monkeypatch.setenv("DINGTALK_OPENAPI_ENDPOINT", emulator.url)
+    yield emulator
+    await emulator.stop()
