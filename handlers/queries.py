@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+from datetime import timedelta
 from difflib import get_close_matches
 
 from sqlalchemy import func
@@ -18,6 +20,7 @@ from handlers.registry import (
     may_use,
     primary_commands,
 )
+from reminders.engine import notice_state, task_state
 from storage.models import (
     COLOURS,
     OPEN_STATUSES,
@@ -113,6 +116,33 @@ def unit_scores(ctx: Context, year: int) -> list[dict]:
              **{k.value: counts.get((u.id, k), 0) for k in COLOURS}}
             for u in ctx.session.exec(select(Unit).order_by(Unit.id))]
     return sorted(rows, key=lambda r: (-r["score"], r["unit"].id))
+
+
+WARNING_DAYS = 3
+WARNING = re.compile(r"^(\d{1,2})\s*天?$")
+
+
+@command("预警", roles=EVERYONE, aliases=("forecast",), mutates=False,
+         summary="预先看哪些事项将在N天内变蓝、变黄、变红", usage="预警 [天数]", example="预警 7天")
+def forecast(ctx: Context, args: str) -> None:
+    days = WARNING_DAYS
+    if args:
+        m = WARNING.match(args.strip())
+        if m is None or not 1 <= int(m[1]) <= 60:
+            raise UserError("forecast_days", word=args)
+        days = int(m[1])
+    until = ctx.now + timedelta(days=days)
+    policy = ctx.services.escalation.policy
+    query = select(Task).where(Task.status.in_(OPEN_STATUSES)).order_by(Task.deadline)
+    if ctx.sender.unit_id is not None:  # a unit sees its own; leaders and the office see all
+        query = query.where(Task.lead_unit_id == ctx.sender.unit_id)
+    rows = []
+    for task in ctx.session.exec(query):
+        notices = ctx.session.exec(select(Notice).where(Notice.task_id == task.id)).all()
+        for due in policy.upcoming(task_state(task), [notice_state(n) for n in notices], ctx.now, until):
+            rows.append({"task": task, "unit": ctx.session.get(Unit, task.lead_unit_id), "due": due})
+    rows.sort(key=lambda r: r["due"].send_at)
+    ctx.reply("forecast", rows=rows[:LEDGER_LIMIT], total=len(rows), days=days, limit=LEDGER_LIMIT)
 
 
 @command("积分", roles=EVERYONE, aliases=("score",), mutates=False, summary="本年度各单位督办扣分",

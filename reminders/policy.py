@@ -29,6 +29,7 @@ from reminders.calendar import WorkCalendar
 from storage.models import NoticeKind, NoticeStatus, TaskStatus
 
 SIGNED_KINDS = (NoticeKind.YELLOW, NoticeKind.RED)
+COLOUR_KINDS = (NoticeKind.BLUE, NoticeKind.YELLOW, NoticeKind.RED)
 WAITING = (NoticeStatus.DRAFT, NoticeStatus.HELD)
 
 
@@ -104,6 +105,16 @@ class Policy:
         due = tuple(sorted((c for c in candidates if c.send_at <= now), key=lambda c: (c.send_at, c.due_at)))
         future = [c.send_at for c in candidates if c.send_at > now]
         return Plan(due, stale, min(future, default=None))
+
+    def upcoming(self, task: TaskState, notices: Sequence[NoticeState], now: datetime,
+                 until: datetime) -> list[Due]:
+        """The colour notices that will fall due after `now` and by `until` if nothing changes (预警)."""
+        if task.status in (TaskStatus.CLOSED, TaskStatus.CANCELLED):
+            return []
+        live = [n for n in notices if not (n.status in WAITING and n.cycle != task.cycle)]
+        return sorted((c for c in self._candidates(task, live)
+                       if c is not None and c.kind in COLOUR_KINDS and now < c.send_at <= until),
+                      key=lambda c: c.send_at)
 
     def _candidates(self, task: TaskState, notices: list[NoticeState]) -> list[Due | None]:
         return [
