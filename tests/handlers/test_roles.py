@@ -1,0 +1,106 @@
+"""The role × command matrix, exhaustively: every role in the roster (and a stranger) tries every
+command on a prepared county; only the allowed ones change anything.
+
+The expected matrix below is written out by hand from SPEC §1–§3 and 第七、八条, independently of
+handlers/registry.py, so a change to who-may-do-what shows up here as a deliberate edit.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from bot.app import Bot
+from bot.channel import Incoming
+from bot.clock import FakeClock
+from bot.clock import shanghai as sh
+from bot.settings import Settings
+from bot.simulation import Simulation
+from handlers.registry import primary_commands
+from reminders.calendar import WorkCalendar
+from storage.db import make_engine
+from tests.handlers.test_tasks import dump
+
+PEOPLE = {
+    "county_head": "u_xianzhang", "executive_deputy": "u_changwu", "deputy": "u_fuxianzhang",
+    "office_director": "u_zhuren", "supervisor": "u_ducha1", "unit_head": "u_zhujian",
+    "liaison": "u_zhujian_ll", "stranger": "u_nobody",
+}
+# The prepared county (see `county`): T1 open and unacknowledged, T2 reported done, T3 with a pending
+# extension request, T4 with a yellow draft waiting for 常务副县长, T5 open; all 县长's, all 县住建局's.
+COMMANDS = {
+    "交办": "交办 县教育局 校园安全隐患排查 截止12月20日",
+    "签收": "签收 DB-2026-0001",
+    "进展": "进展 DB-2026-0001 已完成一半 50%",
+    "办结": "办结 DB-2026-0001 已办结",
+    "延期": "延期 DB-2026-0001 12月30日 需等待省里批复",
+    "销号": "销号 DB-2026-0002",
+    "退回": "退回 DB-2026-0002 缺少附件",
+    "撤销": "撤销 DB-2026-0005 已并入大检查",
+    "同意延期": "同意延期 DB-2026-0003",
+    "驳回延期": "驳回延期 DB-2026-0003 理由不充分",
+    "签发": "签发 DB-2026-0004-Y1",
+    "暂缓": "暂缓 DB-2026-0004-Y1 当面督促",
+    "台账": "台账", "我的": "我的", "查询": "查询 DB-2026-0001", "积分": "积分", "预警": "预警 7", "帮助": "帮助",
+}
+LEADERS = {"county_head", "executive_deputy", "deputy", "office_director"}
+UNIT = {"unit_head", "liaison"}
+ROSTER = set(PEOPLE) - {"stranger"}
+CHANGES = {  # who changes the database with each command, on the prepared county
+    "交办": LEADERS | {"supervisor"},
+    "签收": UNIT, "进展": UNIT, "办结": UNIT, "延期": UNIT,
+    "销号": {"county_head", "supervisor"},  # the assigner, or the 督查室
+    "退回": {"county_head", "supervisor"},
+    "撤销": {"county_head"},  # the assigner only
+    "同意延期": {"office_director", "executive_deputy", "county_head"},  # none/blue ⇒ 主任 or higher
+    "驳回延期": {"office_director", "executive_deputy", "county_head"},
+    "签发": {"executive_deputy", "county_head"},  # a yellow: 常务副县长 (or 县长)
+    "暂缓": {"executive_deputy", "county_head"},
+}
+ANSWERS = {"台账": ROSTER, "我的": ROSTER, "查询": ROSTER, "积分": ROSTER, "预警": ROSTER, "帮助": set(PEOPLE)}
+
+
+def test_the_matrix_names_every_command():
+    assert set(COMMANDS) == {c.name for c in primary_commands()}
+    assert set(CHANGES) | set(ANSWERS) == set(COMMANDS)
+
+
+@pytest.fixture(scope="module")
+def county(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("county")
+    sim = Simulation(f"sqlite:///{folder}/county.db", sh(2026, 11, 23, 9, 30))
+    for text in ["交办 县住建局 第一项 截止12月18日", "交办 县住建局 第二项 截止12月18日",
+                 "交办 县住建局 第三项 截止12月18日", "交办 县住建局 第四项 截止11月30日",
+                 "交办 县住建局 第五项 截止12月18日"]:
+        assert sim.say("u_xianzhang", text, group="cid_leaders")[0].title.startswith("已交办")
+    sim.say("u_zhujian", "办结 DB-2026-0002 已完成")
+    sim.say("u_zhujian", "延期 DB-2026-0003 12月25日 需等待省里批复")
+    assert sim.wait_for_draft("DB-2026-0004", sh(2026, 12, 7, 18)) == "DB-2026-0004-Y1"
+    sim.engine.dispose()
+    return folder / "county.db"
+
+
+@pytest.mark.parametrize("role", list(PEOPLE))
+@pytest.mark.parametrize("command", list(COMMANDS))
+def test_role_may_use_command_only_if_allowed(county, tmp_path, role, command):
+    db = tmp_path / "case.db"
+    shutil.copy(county, db)
+    engine = make_engine(f"sqlite:///{db}")
+    bot = Bot(engine, Settings(), FakeClock(sh(2026, 12, 7, 17, 45)), WorkCalendar())  # just after the draft
+    before = dump(engine)
+    replies = bot.handle_sync(Incoming(msg_id="m-1", sender_id=PEOPLE[role], text=COMMANDS[command]))
+    changed = dump(engine) != before
+    assert len(replies) == 1
+    reply = replies[0]
+    if command in CHANGES:
+        assert changed == (role in CHANGES[command]), f"{role} {command}: {reply.text}"
+    else:
+        assert not changed
+        refused = reply.title in {"未登记", "无权使用"}
+        assert refused == (role not in ANSWERS[command]), f"{role} {command}: {reply.text}"
+    if role not in CHANGES.get(command, ANSWERS.get(command)):
+        assert reply.title in {"未登记", "无权使用", "不是本单位事项", "无权操作", "无权撤销", "无权审批", "无权签发"}, \
+            f"{role} {command}: {reply.title} {reply.text}"
+    engine.dispose()
