@@ -1,0 +1,39 @@
+"""Roster files: the example is valid; mistakes are reported in Chinese with where they are."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from bot.cli import app
+from bot.roster import RosterError, load_roster
+
+EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "roster.yaml"
+
+
+def test_the_example_roster_is_a_small_county():
+    roster = load_roster(EXAMPLE)
+    roles = {p.role for p in roster.officials}
+    assert {"county_head", "executive_deputy", "office_director", "supervisor"} <= roles
+    assert len(roster.units) == 6 and {g.key for g in roster.groups} == {"leaders", "all_units"}
+    result = CliRunner().invoke(app, ["roster", "check", str(EXAMPLE)])
+    assert result.exit_code == 0 and "6 个单位" in result.output
+
+
+@pytest.mark.parametrize(("change", "message"), [
+    (lambda t: t.replace("role: county_head", "role: mayor"), "角色 'mayor' 不认识"),
+    (lambda t: t.replace("u_changwu", "u_xianzhang"), "人员 id 重复：u_xianzhang"),
+    (lambda t: t.replace("aliases: [应急局", "aliases: [住建局"), "单位名称或简称重复：住建局"),
+    (lambda t: t.replace("{key: leaders", "{key: bosses"), "缺少工作群 leaders"),
+    (lambda t: t.replace("head: {id: u_jiaoyu, name: 林涛, title: 局长}", "boss: x"), "units.3"),
+    (lambda t: t + "\n  - [unclosed", "不是合法的 YAML"),
+])
+def test_mistakes_are_reported_clearly(tmp_path, change, message):
+    path = tmp_path / "roster.yaml"
+    path.write_text(change(EXAMPLE.read_text(encoding="utf-8")), encoding="utf-8")
+    with pytest.raises(RosterError, match=message.replace("(", r"\(")):
+        load_roster(path)
+    result = CliRunner().invoke(app, ["roster", "check", str(path)])
+    assert result.exit_code == 1
