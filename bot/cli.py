@@ -44,6 +44,34 @@ def console(
     repl(bot, as_user, group, ConsoleTransport(engine, clock))
 
 
+@app.command()
+def run() -> None:
+    """Run the bot on DingTalk (settings from the environment or .env; see docs/deploy.md)."""
+    import asyncio
+
+    from bot.run import run as run_service
+    from bot.settings import Settings
+
+    asyncio.run(run_service(Settings()))
+
+
+@roster_app.command("sync")
+def roster_sync(
+    yes: bool = typer.Option(False, "--yes", help="确认写入（不加则只显示差异）"),
+    root: int = typer.Option(1, help="从哪个钉钉部门开始同步（根部门为 1）"),
+) -> None:
+    """Build or update the roster from DingTalk departments and their managers; shows the diff first."""
+    import asyncio
+
+    from bot.roster_sync import sync_from_settings
+    from bot.settings import Settings
+
+    diff = asyncio.run(sync_from_settings(Settings(), yes=yes, root_dept_id=root))
+    typer.echo(diff.render())
+    if diff and not yes:
+        typer.echo("以上为差异，尚未写入；确认无误请加 --yes 再运行一次。")
+
+
 @roster_app.command("check")
 def roster_check(file: Path) -> None:
     """Validate a roster file and say what it holds."""

@@ -5,35 +5,60 @@ Delivery claims rows under a lease (row locks with SKIP LOCKED on PostgreSQL; SQ
 writers), sends, then marks them sent. A process that dies after DingTalk accepted a send and
 before the mark leaves the row claimed; when the lease runs out it is sent again — the one
 duplicate our guarantee admits (DingTalk's send APIs take no idempotency key).
+
+Order: each recipient (a user, or a group) gets its messages in (deliver_after, id) order. A
+retried row keeps its deliver_after, so it keeps its place; `claimed_until` is the row's "not
+before" time — the lease end while SENDING, the next retry while PENDING. A recipient whose
+earliest undelivered row is backing off, or claimed by another live worker, gets nothing newer.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass
+import random
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
 
-from sqlalchemy import or_
+from aiolimiter import AsyncLimiter
+from sqlalchemy import ColumnElement, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.channel import Action, Reply
+from bot.clock import Clock
+from bot.render import render
+from storage import queries
 from storage.db import is_postgres, transaction
-from storage.models import Outbox, OutboxStatus
+from storage.models import ChatGroup, Outbox, OutboxStatus, Person, Role, Task
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=2)
+LEASE = timedelta(minutes=5)
+CLAIM_LIMIT = 100  # rows per round; at the default rate a round fits well inside half a lease
+# DingTalk rejects a group message whose msgParam exceeds 15,000 bytes; folding stops well short,
+# leaving room for the title, the action links and JSON escaping.
+MAX_FOLDED_TEXT_BYTES = 12_000
+# DingTalk publishes no rate for app robots; what it does publish is a per-API and per-IP ceiling
+# shared with everyone (errcode 90002), a monthly call quota for small organisations (90020) and,
+# for custom webhook robots, 20 messages a minute per group. So we stay far below any per-API
+# figure (5 calls/s overall: a county's few hundred notices a day never wait long) and borrow the
+# webhook robots' 20/min as a per-group ceiling, the closest published number for a group.
+DEFAULT_RATE_PER_SECOND = 5.0
+GROUP_MESSAGES_PER_MINUTE = 20
+DEAD_LETTER_TEMPLATE = "delivery_dead"
 
 
 @dataclass(frozen=True)
 class OutgoingMessage:
-    """One message on the wire: several due outbox rows for one recipient folded together."""
+    """One call on the wire: due rows for one recipient folded together, or — when the transport
+    batches (`max_batch` > 1) — identical content for several users at once."""
 
     target: str  # "user" or "group"
-    recipient: str
+    recipients: tuple[str, ...]
     title: str
     text: str
     at_user_ids: tuple[str, ...]
@@ -41,6 +66,11 @@ class OutgoingMessage:
     image_path: str | None
     file_path: str | None
     outbox_ids: tuple[int, ...]
+
+    @property
+    def recipient(self) -> str:
+        """The recipient of a message that is not batched (every message, for a 1-batch transport)."""
+        return self.recipients[0]
 
 
 class SendError(Exception):
@@ -51,8 +81,53 @@ class SendError(Exception):
 
 
 class Transport(Protocol):
-    async def send(self, message: OutgoingMessage) -> None:
-        """Deliver or raise SendError."""
+    async def send(self, message: OutgoingMessage) -> Mapping[str, SendError] | None:
+        """Deliver, or raise SendError when nothing was delivered. A batch that reached only some
+        recipients returns the others' errors by recipient. A transport with a `max_batch` int
+        attribute above 1 may be given that many user recipients in one message."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    base_seconds: float = 2.0
+    cap_seconds: float = 600.0
+    # A transiently failing row (DingTalk down, throttled) is given up on — DEAD, and the 督查室
+    # told — only after both many attempts and days since it fell due: an outage far longer than
+    # any DingTalk has had. Both, so that rows that fell due while the bot itself was down are
+    # not given up on at their first failure after it comes back.
+    max_attempts: int = 20
+    give_up_after: timedelta = timedelta(days=3)
+
+    def gives_up(self, attempts: int, due: datetime, now: datetime) -> bool:
+        return attempts >= self.max_attempts and now - due >= self.give_up_after
+
+    def delay(self, attempts: int, retry_after: float | None, rng: random.Random) -> timedelta:
+        ceiling = min(self.cap_seconds, self.base_seconds * 2 ** max(attempts - 1, 0))
+        # "equal jitter": never immediate, and rows that failed together do not retry together
+        jitter = rng.uniform(0, ceiling / 2)
+        seconds = ceiling / 2 + jitter
+        if retry_after is not None:
+            seconds = max(seconds, retry_after + jitter)  # never earlier than DingTalk asked
+        return timedelta(seconds=seconds)
+
+
+class SendPacer:
+    """Paces calls to DingTalk: one overall rate, and a ceiling per group conversation."""
+
+    def __init__(self, per_second: float = DEFAULT_RATE_PER_SECOND,
+                 group_per_minute: float = GROUP_MESSAGES_PER_MINUTE) -> None:
+        if per_second <= 0 or group_per_minute <= 0:
+            raise ValueError("rates must be positive")
+        # a bucket must hold at least one call: below 1/s, one call per 1/rate seconds
+        self._all = AsyncLimiter(per_second, 1) if per_second >= 1 else AsyncLimiter(1, 1 / per_second)
+        self._group_per_minute = group_per_minute
+        self._groups: dict[str, AsyncLimiter] = {}
+
+    async def wait(self, message: OutgoingMessage) -> None:
+        if message.target == "group":
+            limiter = self._groups.setdefault(message.recipient, AsyncLimiter(self._group_per_minute, 60))
+            await limiter.acquire()
+        await self._all.acquire()
 
 
 def enqueue(
@@ -83,14 +158,17 @@ def enqueue(
     return row
 
 
-def claim_due(engine: Engine, now: datetime, worker: str, limit: int = 200) -> list[Outbox]:
-    """Take the rows due now (and rows whose claimer's lease ran out) for this worker."""
+def claim_due(engine: Engine, now: datetime, worker: str, limit: int = CLAIM_LIMIT) -> list[Outbox]:
+    """Take the rows due now (and rows whose claimer's lease ran out) for this worker, in send
+    order, skipping every recipient whose earlier undelivered row this worker cannot take."""
     with transaction(engine) as session:
         query = (
             select(Outbox)
             .where(
                 or_(
-                    (Outbox.status == OutboxStatus.PENDING) & (Outbox.deliver_after <= now),
+                    (Outbox.status == OutboxStatus.PENDING)
+                    & (Outbox.deliver_after <= now)
+                    & (Outbox.claimed_until.is_(None) | (Outbox.claimed_until <= now)),
                     (Outbox.status == OutboxStatus.SENDING) & (Outbox.claimed_until < now),
                 )
             )
@@ -99,31 +177,69 @@ def claim_due(engine: Engine, now: datetime, worker: str, limit: int = 200) -> l
         )
         if is_postgres(engine):
             query = query.with_for_update(skip_locked=True)
-        rows = list(session.exec(query))
-        for row in rows:
+        candidates = {row.id: row for row in session.exec(query)}
+        if not candidates:
+            return []
+        lanes = {(row.target, row.recipient) for row in candidates.values()}
+        # Every undelivered row of those recipients, in send order. A row another worker holds
+        # (a live lease, or a lock SKIP LOCKED stepped over), or one backing off, blocks the rest.
+        undelivered = session.exec(
+            select(Outbox.id, Outbox.target, Outbox.recipient)
+            .where(Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)))
+            .where(Outbox.recipient.in_({recipient for _, recipient in lanes}))
+            .order_by(Outbox.deliver_after, Outbox.id)
+        )
+        blocked: set[tuple[str, str]] = set()
+        claimed = []
+        for row_id, target, recipient in undelivered:
+            lane = (target, recipient)
+            if lane not in lanes or lane in blocked:
+                continue
+            if row_id in candidates:
+                claimed.append(candidates[row_id])
+            else:
+                blocked.add(lane)
+        for row in claimed:
             if row.status == OutboxStatus.SENDING:
-                log.warning("outbox %s: lease of %s expired, sending again", row.id, row.claimed_by)
+                log.warning("outbox row=%s lease of %s expired, sending again", row.id, row.claimed_by)
             row.status, row.claimed_by, row.claimed_until = OutboxStatus.SENDING, worker, now + LEASE
             row.attempts += 1
             session.add(row)
-        return rows
+        return claimed
+
+
+def next_due(engine: Engine) -> datetime | None:
+    """The earliest moment at which some recipient's queue can move: its first undelivered row
+    falling due, its retry time, or the end of another worker's lease. May lie in the past, which
+    means "now". Rows held back behind a retry do not count: only each recipient's first row does."""
+    with Session(engine) as session:
+        undelivered = session.exec(
+            select(Outbox.target, Outbox.recipient, Outbox.deliver_after, Outbox.claimed_until)
+            .where(Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)))
+            .order_by(Outbox.deliver_after, Outbox.id)
+        )
+        first: dict[tuple[str, str], datetime] = {}
+        for target, recipient, deliver_after, claimed_until in undelivered:
+            if (target, recipient) not in first:
+                first[(target, recipient)] = max(deliver_after, claimed_until or deliver_after)
+    return min(first.values(), default=None)
 
 
 def fold(rows: Sequence[Outbox]) -> list[OutgoingMessage]:
     """One message per recipient and moment: several notices due together arrive as one."""
     groups: dict[tuple[str, str, datetime], list[Outbox]] = {}
     for row in rows:
-        key = (row.target, row.recipient, row.deliver_after)
-        groups.setdefault(key, []).append(row)
+        groups.setdefault((row.target, row.recipient, row.deliver_after), []).append(row)
     messages = []
     for (target, recipient, _), members in groups.items():
         # files and images travel alone: DingTalk sends them as their own message types
         plain = [m for m in members if not (m.image_path or m.file_path)]
-        for chunk in ([plain] if plain else []) + [[m] for m in members if m.image_path or m.file_path]:
+        chunks = _by_size(plain) + [[m] for m in members if m.image_path or m.file_path]
+        for chunk in chunks:
             messages.append(
                 OutgoingMessage(
                     target=target,
-                    recipient=recipient,
+                    recipients=(recipient,),
                     title=chunk[0].title if len(chunk) == 1 else f"{chunk[0].title}（共{len(chunk)}条）",
                     text="\n\n---\n\n".join(m.text for m in chunk),
                     at_user_ids=tuple(dict.fromkeys(u for m in chunk for u in m.at_user_ids)),
@@ -136,45 +252,232 @@ def fold(rows: Sequence[Outbox]) -> list[OutgoingMessage]:
     return messages
 
 
-def backoff(attempts: int, retry_after: float | None) -> timedelta:
-    seconds = min(2 ** max(attempts - 1, 0), 300)
-    return timedelta(seconds=max(seconds, retry_after or 0))
+def _by_size(rows: list[Outbox]) -> list[list[Outbox]]:
+    chunks: list[list[Outbox]] = []
+    size = 0
+    for row in rows:
+        length = len(row.text.encode())
+        if not chunks or size + length > MAX_FOLDED_TEXT_BYTES:
+            chunks.append([])
+            size = 0
+        chunks[-1].append(row)
+        size += length
+    return chunks
 
 
-async def deliver_due(engine: Engine, transport: Transport, now: datetime, worker: str,
-                      max_attempts: int = 8) -> int:
-    """Send everything due at `now`; returns how many messages went out."""
-    sent = 0
-    for message in fold(claim_due(engine, now, worker)):
-        try:
-            await transport.send(message)
-        except SendError as exc:
-            _mark_failed(engine, message, now, exc, max_attempts)
+def batch(messages: Sequence[OutgoingMessage], max_batch: int) -> list[list[OutgoingMessage]]:
+    """Order folded messages into rounds — each recipient's n-th message in round n — and merge,
+    within a round, user messages with identical content into one call of up to max_batch users.
+    Merging only within a round keeps every recipient's order, whatever gets merged."""
+    depth: dict[tuple[str, str], int] = defaultdict(int)
+    rounds: list[list[OutgoingMessage]] = []
+    for message in messages:
+        lane = (message.target, message.recipient)
+        if depth[lane] == len(rounds):
+            rounds.append([])
+        rounds[depth[lane]].append(message)
+        depth[lane] += 1
+    return rounds if max_batch <= 1 else [_merge_same(round_, max_batch) for round_ in rounds]
+
+
+def _merge_same(messages: list[OutgoingMessage], max_batch: int) -> list[OutgoingMessage]:
+    order: list[OutgoingMessage | tuple] = []  # a group message, or the content key of user messages
+    same: dict[tuple, list[OutgoingMessage]] = {}
+    for message in messages:
+        if message.target != "user":
+            order.append(message)
             continue
-        _mark(engine, message.outbox_ids, OutboxStatus.SENT, sent_at=now)
-        sent += 1
-    return sent
+        key = (message.title, message.text, message.actions, message.image_path, message.file_path)
+        if key not in same:
+            same[key] = []
+            order.append(key)
+        same[key].append(message)
+    merged = []
+    for item in order:
+        if isinstance(item, OutgoingMessage):
+            merged.append(item)
+            continue
+        members = same[item]
+        for start in range(0, len(members), max_batch):
+            chunk = members[start:start + max_batch]
+            merged.append(replace(
+                chunk[0],
+                recipients=tuple(m.recipient for m in chunk),
+                outbox_ids=tuple(row_id for m in chunk for row_id in m.outbox_ids),
+            ))
+    return merged
 
 
-def _mark(engine: Engine, ids: Sequence[int], status: OutboxStatus, **fields) -> None:
-    with transaction(engine) as session:
-        for row in session.exec(select(Outbox).where(Outbox.id.in_(ids))):
-            row.status, row.claimed_until = status, None
-            for name, value in fields.items():
-                setattr(row, name, value)
-            session.add(row)
+@dataclass
+class _Round:
+    """What one deliver_due call needs to share between its concurrent sends."""
+
+    engine: Engine
+    transport: Transport
+    now: datetime
+    worker: str
+    pacer: SendPacer | None
+    policy: RetryPolicy
+    rng: random.Random
+    deadline: float
+    slots: asyncio.Semaphore
+    rows: dict[int, Outbox]
+    failed_lanes: set[tuple[str, str]] = field(default_factory=set)
+    sent: int = 0
 
 
-def _mark_failed(engine: Engine, message: OutgoingMessage, now: datetime, exc: SendError,
-                 max_attempts: int) -> None:
-    with transaction(engine) as session:
-        for row in session.exec(select(Outbox).where(Outbox.id.in_(message.outbox_ids))):
+async def deliver_due(
+    engine: Engine,
+    transport: Transport,
+    now: datetime,
+    worker: str,
+    *,
+    pacer: SendPacer | None = None,
+    policy: RetryPolicy | None = None,
+    rng: random.Random | None = None,
+    concurrency: int = 8,
+) -> int:
+    """Send everything due at `now`; returns how many messages (calls) went out."""
+    # database work runs in threads: a SQLite writer waiting on its lock must not stall the stream
+    rows = await asyncio.to_thread(claim_due, engine, now, worker)
+    if not rows:
+        return 0
+    loop = asyncio.get_running_loop()
+    state = _Round(
+        engine=engine, transport=transport, now=now, worker=worker, pacer=pacer,
+        policy=policy or RetryPolicy(), rng=rng or random.Random(), slots=asyncio.Semaphore(concurrency),
+        # stop starting sends well before the lease ends, so no other worker can take a row we send
+        deadline=loop.time() + LEASE.total_seconds() / 2, rows={row.id: row for row in rows},
+    )
+    for round_ in batch(fold(rows), getattr(transport, "max_batch", 1)):
+        await asyncio.gather(*(_send_one(state, message) for message in round_))
+    return state.sent
+
+
+async def _send_one(state: _Round, message: OutgoingMessage) -> None:
+    lanes = {(message.target, r) for r in message.recipients}
+    async with state.slots:
+        if lanes & state.failed_lanes or asyncio.get_running_loop().time() > state.deadline:
+            # an earlier message to one of these recipients failed in this round (or time is up):
+            # hand the rows back untouched, behind the failed one
+            state.failed_lanes |= lanes
+            await asyncio.to_thread(_release, state, message.outbox_ids)
+            return
+        if state.pacer:
+            await state.pacer.wait(message)
+        try:
+            failures = dict(await state.transport.send(message) or {})
+        except SendError as exc:
+            failures = dict.fromkeys(message.recipients, exc)
+        except Exception as exc:  # a transport bug must not stop the sender loop; retry as transient
+            log.exception("outbox transport failed on rows=%s", message.outbox_ids)
+            failures = dict.fromkeys(message.recipients, SendError(repr(exc), transient=True))
+    delivered = [i for i in message.outbox_ids if state.rows[i].recipient not in failures]
+    if delivered:
+        await asyncio.to_thread(_mark_sent, state, delivered)
+        state.sent += 1
+    for recipient, exc in failures.items():
+        ids = [i for i in message.outbox_ids if state.rows[i].recipient == recipient]
+        state.failed_lanes.add((message.target, recipient))
+        await asyncio.to_thread(_mark_failed, state, ids, exc)
+
+
+def _mine(state: _Round, ids: Sequence[int]) -> ColumnElement[bool]:
+    return (Outbox.id.in_(ids)) & (Outbox.status == OutboxStatus.SENDING) & (Outbox.claimed_by == state.worker)
+
+
+def _mark_sent(state: _Round, ids: Sequence[int]) -> None:
+    with transaction(state.engine) as session:
+        result = session.exec(
+            update(Outbox).where(_mine(state, ids))
+            .values(status=OutboxStatus.SENT, sent_at=state.now, claimed_until=None)
+        )
+    if result.rowcount != len(ids):
+        log.error("outbox rows=%s sent after our lease was taken over: possibly sent twice", ids)
+
+
+def _release(state: _Round, ids: Sequence[int]) -> None:
+    with transaction(state.engine) as session:
+        session.exec(
+            update(Outbox).where(_mine(state, ids))
+            .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_until=None,
+                    attempts=Outbox.attempts - 1)
+        )
+
+
+def _mark_failed(state: _Round, ids: Sequence[int], exc: SendError) -> None:
+    with transaction(state.engine) as session:
+        rows = list(session.exec(select(Outbox).where(_mine(state, ids))))
+        dead = []
+        for row in rows:
             row.last_error = str(exc)[:500]
-            row.claimed_until = None
-            if exc.transient and row.attempts < max_attempts:
+            row.claimed_by = None
+            if exc.transient and not state.policy.gives_up(row.attempts, row.deliver_after, state.now):
                 row.status = OutboxStatus.PENDING
-                row.deliver_after = now + backoff(row.attempts, exc.retry_after)
+                row.claimed_until = state.now + state.policy.delay(row.attempts, exc.retry_after, state.rng)
+                log.info("outbox row=%s to=%s attempt=%s failed, retry_at=%s error=%s",
+                         row.id, row.recipient, row.attempts, row.claimed_until.isoformat(), exc)
             else:
-                row.status = OutboxStatus.DEAD
-                log.error("outbox %s to %s is dead after %s attempts: %s", row.id, row.recipient, row.attempts, exc)
+                row.status, row.claimed_until = OutboxStatus.DEAD, None
+                log.error("outbox row=%s to=%s is dead after %s attempts: %s",
+                          row.id, row.recipient, row.attempts, exc)
+                dead.append(row)
             session.add(row)
+        if dead:
+            _tell_supervisors(session, dead, exc, state.now)
+
+
+def _tell_supervisors(session: Session, dead: list[Outbox], exc: SendError, now: datetime) -> None:
+    """One message to each 督查室 member naming what died, in the same transaction as the DEAD mark."""
+    supervisors = queries.people_with_role(session, Role.SUPERVISOR)
+    first = dead[0]
+    recipient = session.get(Person, first.recipient) if first.target == "user" else session.exec(
+        select(ChatGroup).where(ChatGroup.conversation_id == first.recipient)).first()
+    if first.target == "user" and isinstance(recipient, Person) and recipient.role == Role.SUPERVISOR \
+            and first.task_id is None:
+        return  # a dead letter about a dead letter would loop: a broken 督查室 id is only logged
+    task = session.get(Task, first.task_id) if first.task_id else None
+    reply = render(
+        DEAD_LETTER_TEMPLATE,
+        target=first.target,
+        recipient_id=first.recipient,
+        recipient_name=recipient.name if recipient else "",
+        message_title=first.title,
+        created_at=first.created_at,
+        attempts=first.attempts,
+        error=str(exc),
+        task_code=task.code if task else "",
+        rows=len(dead),
+    )
+    for person in supervisors:
+        enqueue(session, reply, target="user", recipient=person.user_id, deliver_after=now, now=now)
+
+
+async def run_sender(
+    engine: Engine,
+    transport: Transport,
+    clock: Clock,
+    worker: str,
+    stop: asyncio.Event,
+    *,
+    pacer: SendPacer | None = None,
+    policy: RetryPolicy | None = None,
+    wake: asyncio.Event | None = None,
+    idle_seconds: float = 1.0,
+) -> None:
+    """Deliver until `stop` is set; the round under way when it is set is finished, not cut.
+    Between empty rounds it polls every `idle_seconds`, or at once when `wake` is set (a command
+    or the scheduler just wrote rows)."""
+    wake = wake or asyncio.Event()
+    while not stop.is_set():
+        try:
+            sent = await deliver_due(engine, transport, clock.now(), worker, pacer=pacer, policy=policy)
+        except Exception:  # the database is away, say: keep the loop, try again shortly
+            log.exception("outbox round failed")
+            sent = 0
+        if sent == 0 and not stop.is_set():
+            waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+            await asyncio.wait(waiters, timeout=idle_seconds, return_when=asyncio.FIRST_COMPLETED)
+            for waiter in waiters:
+                waiter.cancel()
+        wake.clear()

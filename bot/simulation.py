@@ -18,11 +18,11 @@ from sqlmodel import Session, select
 from bot.app import Bot
 from bot.channel import Incoming, Reply
 from bot.clock import FakeClock
-from bot.outbox import OutgoingMessage, Transport, deliver_due
+from bot.outbox import OutgoingMessage, Transport, deliver_due, next_due
 from bot.settings import Settings
 from reminders.calendar import WorkCalendar
 from storage.db import create_schema, make_engine
-from storage.models import Notice, NoticeStatus, Outbox, OutboxStatus, Task
+from storage.models import Notice, NoticeStatus, Task
 
 ROSTER = Path(__file__).resolve().parent.parent / "examples" / "roster.yaml"
 
@@ -62,14 +62,24 @@ class Simulation:
         self.deliver()
         return replies
 
+    def restart(self) -> None:
+        """A crash and a fresh start on the same database: the engine and the bot are rebuilt, so
+        nothing the bot held in memory survives. Time, the transport (the world outside) and the
+        msgId counter (DingTalk's, not the bot's: a reused msgId would be dropped as a redelivery)
+        carry on."""
+        url = self.engine.url.render_as_string(hide_password=False)
+        self.engine.dispose()
+        self.engine = make_engine(url)
+        create_schema(self.engine)
+        self.bot = Bot(self.engine, self.bot.settings, self.clock, self.bot.calendar)
+
     def deliver(self) -> int:
         return asyncio.run(deliver_due(self.engine, self.transport, self.clock.now(), "simulation"))
 
     def next_event(self) -> datetime | None:
         with Session(self.engine) as session:
             check = session.exec(select(func.min(Task.next_check_at))).one()
-            send = session.exec(select(func.min(Outbox.deliver_after))
-                                .where(Outbox.status == OutboxStatus.PENDING)).one()
+        send = next_due(self.engine)  # a row waiting for a retry counts at its retry time
         return min((t for t in (check, send) if t is not None), default=None)
 
     def run_until(self, moment: datetime) -> None:

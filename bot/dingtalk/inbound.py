@@ -1,0 +1,111 @@
+"""Robot messages from the stream: a frame becomes an Incoming, dispatch decides, the Replies go
+back through the message's session webhook. Nothing here decides anything."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+
+import dingtalk_stream
+from dingtalk_stream import AckMessage, CallbackMessage, ChatbotMessage
+from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from bot.channel import Incoming, Reply
+from bot.clock import Clock, to_shanghai
+from bot.dingtalk.markdown import compose
+from bot.dingtalk.openapi import OpenApiClient
+from bot.outbox import SendError
+
+log = logging.getLogger(__name__)
+
+TOPIC = ChatbotMessage.TOPIC  # /v1.0/im/bot/messages/get
+GROUP_CONVERSATION = "2"
+_MENTION = re.compile(r"@(\S+)")
+
+Dispatch = Callable[[Incoming], Awaitable[list[Reply]]]
+# Delivers a Reply through the outbox instead (group or sender): used when the session webhook
+# keeps failing, and for file attachments, which a session webhook cannot carry.
+ViaOutbox = Callable[[Incoming, Reply], Awaitable[None]]
+
+
+def to_incoming(message: ChatbotMessage, *, robot_name: str, received_at: datetime) -> Incoming:
+    text = "\n".join(t for t in (message.get_text_list() or []) if t).strip()
+    if robot_name and text.startswith(f"@{robot_name}"):
+        text = text.removeprefix(f"@{robot_name}").strip()
+    at_user_ids = tuple(
+        user.staff_id for user in message.at_users or ()
+        if user.staff_id and user.dingtalk_id != message.chatbot_user_id
+    )
+    at_names = tuple(name for name in _MENTION.findall(text) if name != robot_name)
+    return Incoming(
+        msg_id=message.message_id,
+        sender_id=message.sender_staff_id or "",
+        text=text,
+        conversation_id=message.conversation_id or "",
+        is_group=message.conversation_type == GROUP_CONVERSATION,
+        sender_name=message.sender_nick or "",
+        at_user_ids=at_user_ids,
+        at_names=at_names,
+        session_webhook=message.session_webhook or "",
+        received_at=received_at,
+    )
+
+
+class InboundHandler(dingtalk_stream.ChatbotHandler):
+    """The stream's robot-message handler. Always acks (the SDK sends the ack after `process`
+    returns): a message that failed is logged, never left to come back forever."""
+
+    def __init__(self, dispatch: Dispatch, client: OpenApiClient, clock: Clock, *, robot_name: str = "",
+                 via_outbox: ViaOutbox | None = None, reply_attempts: int = 3) -> None:
+        super().__init__()
+        self._dispatch = dispatch
+        self._client = client
+        self._clock = clock
+        self._robot_name = robot_name
+        self._via_outbox = via_outbox
+        self._reply_attempts = reply_attempts
+        self.handled = 0  # read by the metrics endpoint
+        self.failed = 0
+
+    async def process(self, callback: CallbackMessage) -> tuple[int, str]:
+        try:
+            message = ChatbotMessage.from_dict(callback.data)
+            incoming = to_incoming(message, robot_name=self._robot_name, received_at=to_shanghai(self._clock.now()))
+            log.info("inbound msg=%s from=%s conversation=%s", incoming.msg_id, incoming.sender_id,
+                     incoming.conversation_id)
+            for reply in await self._dispatch(incoming):
+                await self._reply(incoming, reply)
+            self.handled += 1
+        except Exception:
+            self.failed += 1
+            log.exception("inbound frame=%s failed; acked anyway", callback.headers.message_id)
+        return AckMessage.STATUS_OK, "OK"
+
+    async def _reply(self, incoming: Incoming, reply: Reply) -> None:
+        if reply.text.strip():
+            markdown = compose(reply.text, reply.actions, reply.at_user_ids)
+            try:
+                async for attempt in AsyncRetrying(
+                    stop=stop_after_attempt(self._reply_attempts),
+                    wait=wait_exponential(multiplier=0.2, max=2),
+                    retry=retry_if_exception(lambda exc: isinstance(exc, SendError) and exc.transient),
+                    reraise=True,
+                ):
+                    with attempt:
+                        await self._client.reply_webhook(incoming.session_webhook, reply.title, markdown,
+                                                         reply.at_user_ids)
+            except SendError as exc:
+                log.warning("reply to msg=%s through the session webhook failed (%s): via the outbox",
+                            incoming.msg_id, exc)
+                await self._outbox(incoming, reply)
+                return
+        if reply.file_path:
+            await self._outbox(incoming, Reply(title=reply.title, text="", file_path=reply.file_path))
+
+    async def _outbox(self, incoming: Incoming, reply: Reply) -> None:
+        if self._via_outbox is None:
+            log.error("reply to msg=%s not delivered: no outbox route configured", incoming.msg_id)
+            return
+        await self._via_outbox(incoming, reply)

@@ -1,0 +1,34 @@
+"""Where DingTalk lives and who we are there. Every DingTalk URL in the code derives from these."""
+
+from __future__ import annotations
+
+import os
+
+from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from bot.outbox import DEFAULT_RATE_PER_SECOND
+
+
+class DingTalkSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DUBAN_DINGTALK_", env_file=".env", extra="ignore")
+
+    client_id: str = ""  # the app's Client ID (旧称 AppKey)
+    client_secret: SecretStr = SecretStr("")  # Client Secret (旧称 AppSecret)
+    robot_code: str = ""  # an internal app's robot code equals its Client ID: left empty, that is used
+    robot_name: str = ""  # the robot's display name, to strip "@督办助手" if a client leaves it in the text
+    # The SDK's own variable, so one setting points both our client and any SDK code at a test server.
+    openapi_endpoint: str = Field(
+        default_factory=lambda: os.environ.get("DINGTALK_OPENAPI_ENDPOINT", "https://api.dingtalk.com")
+    )
+    oapi_endpoint: str = "https://oapi.dingtalk.com"  # the old host: media upload and the org chart
+    rate_per_second: float = DEFAULT_RATE_PER_SECOND  # sends per second, all recipients together
+    timeout_seconds: float = 10.0  # per HTTP request; a timeout is a transient failure, retried later
+
+    @model_validator(mode="after")
+    def _defaults(self) -> DingTalkSettings:
+        self.openapi_endpoint = self.openapi_endpoint.rstrip("/")
+        self.oapi_endpoint = self.oapi_endpoint.rstrip("/")
+        if not self.robot_code:
+            self.robot_code = self.client_id
+        return self

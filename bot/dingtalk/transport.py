@@ -1,0 +1,51 @@
+"""bot.outbox.Transport over DingTalk's robot APIs: users by oToMessages/batchSend (up to 20 at a
+time), groups by groupMessages/send. Neither API takes an @ list: @-mentions in a group go through
+the session-webhook reply to the message that caused them (bot.dingtalk.inbound)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from bot.dingtalk.markdown import compose
+from bot.dingtalk.openapi import MAX_BATCH_USERS, OpenApiClient
+from bot.outbox import OutgoingMessage, SendError
+
+
+class DingTalkTransport:
+    max_batch = MAX_BATCH_USERS
+
+    def __init__(self, client: OpenApiClient) -> None:
+        self._client = client
+
+    async def send(self, message: OutgoingMessage) -> dict[str, SendError]:
+        payloads = []
+        # upload first: it is the likeliest step to fail, and failing before the caption went
+        # out means a retry repeats nothing
+        if message.image_path:
+            media_id = await self._client.upload_media(Path(message.image_path), "image")
+            payloads.append(("sampleImageMsg", {"photoURL": media_id}))
+        elif message.file_path:
+            path = Path(message.file_path)
+            media_id = await self._client.upload_media(path, "file")
+            payloads.append(("sampleFile", {"mediaId": media_id, "fileName": path.name,
+                                            "fileType": path.suffix.lstrip(".").lower()}))
+        if message.text.strip():
+            markdown = {"title": message.title, "text": compose(message.text, message.actions)}
+            payloads.insert(0, ("sampleMarkdown", markdown))
+        failures: dict[str, SendError] = {}
+        for msg_key, param in payloads:
+            failures |= await self._send(message, msg_key, param)
+        return failures
+
+    async def _send(self, message: OutgoingMessage, msg_key: str, param: dict[str, Any]) -> dict[str, SendError]:
+        if message.target == "group":
+            await self._client.send_group(message.recipient, msg_key, param)
+            return {}
+        if message.target != "user":
+            raise SendError(f"unknown target {message.target!r}", transient=False)
+        result = await self._client.batch_send_users(message.recipients, msg_key, param)
+        failures = {u: SendError(f"batchSend: unknown userId {u}", transient=False) for u in result.invalid}
+        for user_id in result.flow_controlled:
+            failures[user_id] = SendError(f"batchSend: {user_id} flow-controlled by DingTalk", transient=True)
+        return failures

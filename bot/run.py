@@ -1,0 +1,247 @@
+"""`duban run`: the bot on DingTalk — stream in, outbox out, the schedule, health and metrics.
+
+Shutdown (SIGTERM or SIGINT): stop taking frames and finish the ones being handled (their acks
+go out, their outbox rows are committed), stop the scheduler, let the sender finish its round and
+make one last bounded round for what is due, then close. Whatever is left waits in the database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import signal
+import socket
+import sys
+from collections.abc import Iterator
+from datetime import datetime
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import func, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bot.app import Bot
+from bot.channel import Incoming, Reply
+from bot.clock import Clock, SystemClock
+from bot.dingtalk.inbound import InboundHandler, ViaOutbox
+from bot.dingtalk.openapi import OpenApiClient
+from bot.dingtalk.settings import DingTalkSettings
+from bot.dingtalk.stream import StreamClient
+from bot.dingtalk.transport import DingTalkTransport
+from bot.outbox import SendPacer, deliver_due, enqueue, run_sender
+from bot.settings import Settings
+from reminders.calendar import WorkCalendar
+from reminders.scheduler import Waker
+from storage.db import create_schema, make_engine, transaction
+from storage.models import Outbox, OutboxStatus
+
+log = logging.getLogger(__name__)
+
+FLUSH_SECONDS = 15.0  # the last delivery round on shutdown; systemd's TimeoutStopSec must exceed it
+STOP_STREAM_SECONDS = 15.0
+
+
+class RunSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DUBAN_", env_file=".env", extra="ignore")
+
+    http_host: str = "127.0.0.1"  # /healthz and /metrics: localhost only by default
+    http_port: int = 8787
+    log_level: str = "INFO"
+
+
+class KeyValueFormatter(logging.Formatter):
+    """One line per record: ts=… level=… logger=… msg="…" (and exc="…"), for journald and grep."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = (f"ts={datetime.fromtimestamp(record.created).astimezone().isoformat(timespec='milliseconds')} "
+                f"level={record.levelname} logger={record.name} msg={json.dumps(record.getMessage(), ensure_ascii=False)}")
+        if record.exc_info:
+            line += f" exc={json.dumps(self.formatException(record.exc_info), ensure_ascii=False)}"
+        return line
+
+
+def configure_logging(level: str) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(KeyValueFormatter())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    # the SDK logs a warning for every `ping` frame it routes; our stream client logs what matters
+    logging.getLogger("dingtalk_stream.client").setLevel(logging.ERROR)
+
+
+def outbox_route(engine: Engine, clock: Clock, wake: asyncio.Event | None = None) -> ViaOutbox:
+    """Replies the session webhook could not carry go to the outbox: to the group the message came
+    from, or to its sender."""
+
+    async def via_outbox(incoming: Incoming, reply: Reply) -> None:
+        target, recipient = ("group", incoming.conversation_id) if incoming.is_group else ("user", incoming.sender_id)
+
+        def write() -> None:
+            now = clock.now()
+            with transaction(engine) as session:
+                enqueue(session, reply, target=target, recipient=recipient, deliver_after=now, now=now)
+
+        await asyncio.to_thread(write)
+        if wake:
+            wake.set()
+
+    return via_outbox
+
+
+class Service:
+    """Everything `duban run` runs, startable and stoppable (tests drive it against the emulator)."""
+
+    def __init__(self, settings: Settings, dingtalk: DingTalkSettings, options: RunSettings,
+                 clock: Clock | None = None) -> None:
+        self.settings, self.dingtalk, self.options = settings, dingtalk, options
+        self.clock = clock or SystemClock()
+        self.worker = f"{socket.gethostname()}-{os.getpid()}"
+        self.engine: Engine = make_engine(settings.database_url)
+        self.bot = Bot(self.engine, settings, self.clock, WorkCalendar.from_file(settings.calendar_overrides))
+        self.client = OpenApiClient(dingtalk)
+        self.transport = DingTalkTransport(self.client)
+        self._wake = asyncio.Event()
+        self.handler = InboundHandler(self._dispatch, self.client, self.clock, robot_name=dingtalk.robot_name,
+                                      via_outbox=outbox_route(self.engine, self.clock, self._wake))
+        self.stream = StreamClient(dingtalk, self.handler)
+        self.waker = Waker(self.engine, self.bot.tick, after_tick=self._wake_sender)
+        self._stop_sending = asyncio.Event()
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._http: web.AppRunner | None = None
+        self.port = 0
+
+    async def start(self) -> None:
+        create_schema(self.engine)
+        self.bot.load_roster(self.settings.roster_file)
+        pacer = SendPacer(self.dingtalk.rate_per_second)
+        self._tasks["stream"] = asyncio.create_task(self.stream.start())
+        self._tasks["sender"] = asyncio.create_task(run_sender(
+            self.engine, self.transport, self.clock, self.worker, self._stop_sending, pacer=pacer, wake=self._wake))
+        self.waker.start()
+        await self._start_http()
+        log.info("duban running worker=%s http=%s:%s", self.worker, self.options.http_host, self.port)
+
+    async def stop(self) -> None:
+        log.info("duban stopping: no new messages, finishing those in hand")
+        await self.stream.stop()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._tasks["stream"], STOP_STREAM_SECONDS)
+        self.waker.shutdown()
+        self._stop_sending.set()
+        self._wake.set()
+        await self._tasks["sender"]
+        try:
+            sent = await asyncio.wait_for(
+                deliver_due(self.engine, self.transport, self.clock.now(), self.worker), FLUSH_SECONDS)
+            log.info("duban flushed %d messages on the way out", sent)
+        except TimeoutError:
+            log.warning("duban flush cut short: the rest waits in the outbox for the next start")
+        if self._http:
+            await self._http.cleanup()
+        await self.stream.aclose()
+        await self.client.aclose()
+        self.engine.dispose()
+        log.info("duban stopped")
+
+    # -- wiring ------------------------------------------------------------------------------
+
+    async def _dispatch(self, incoming: Incoming) -> list[Reply]:
+        replies = await self.bot.handle(incoming)
+        self._wake.set()  # the command may have written outbox rows: send them now, not at the next poll
+        return replies
+
+    async def _wake_sender(self) -> None:
+        self._wake.set()
+
+    # -- health and metrics ------------------------------------------------------------------
+
+    async def _start_http(self) -> None:
+        registry = CollectorRegistry()
+        registry.register(_Collector(self))
+        app = web.Application()
+
+        async def healthz(_request: web.Request) -> web.Response:
+            health = await asyncio.to_thread(self.health)
+            return web.json_response(health, status=200 if health["status"] == "ok" else 503)
+
+        async def metrics(_request: web.Request) -> web.Response:
+            body = await asyncio.to_thread(generate_latest, registry)
+            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+        app.add_routes([web.get("/healthz", healthz), web.get("/metrics", metrics)])
+        self._http = web.AppRunner(app)
+        await self._http.setup()
+        site = web.TCPSite(self._http, self.options.http_host, self.options.http_port)
+        await site.start()
+        self.port = self._http.addresses[0][1]
+
+    def health(self) -> dict[str, object]:
+        database, oldest, counts = True, None, {}
+        now = self.clock.now()
+        try:
+            with Session(self.engine) as session:
+                session.exec(text("SELECT 1"))
+                counts = dict(session.exec(select(Outbox.status, func.count()).group_by(Outbox.status)).all())
+                due = session.exec(select(func.min(Outbox.deliver_after)).where(
+                    Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)), Outbox.deliver_after <= now)).one()
+            oldest = (now - due).total_seconds() if due else None
+        except Exception:
+            log.exception("health: database unreachable")
+            database = False
+        ok = database and self.stream.connected
+        return {
+            "status": "ok" if ok else "degraded",
+            "stream_connected": self.stream.connected,
+            "database": database,
+            "oldest_undelivered_seconds": oldest,
+            "outbox": {str(status): counts.get(status, 0) for status in OutboxStatus},
+        }
+
+
+class _Collector:
+    """Metrics read at scrape time from the service and the database: nothing to drift."""
+
+    def __init__(self, service: Service) -> None:
+        self._service = service
+
+    def collect(self) -> Iterator[Metric]:
+        service, health = self._service, self._service.health()
+        yield GaugeMetricFamily("duban_stream_connected", "1 while the DingTalk stream is connected",
+                                value=float(service.stream.connected))
+        yield CounterMetricFamily("duban_stream_connections", "Websocket connections established",
+                                  value=service.stream.connections)
+        inbound = CounterMetricFamily("duban_inbound_messages", "Robot messages handled", labels=["result"])
+        inbound.add_metric(["handled"], service.handler.handled)
+        inbound.add_metric(["failed"], service.handler.failed)
+        yield inbound
+        yield GaugeMetricFamily("duban_database_up", "1 if the database answered", value=float(health["database"]))
+        rows = GaugeMetricFamily("duban_outbox_rows", "Outbox rows by status", labels=["status"])
+        for status, count in dict(health["outbox"]).items():  # type: ignore[call-overload]
+            rows.add_metric([status], count)
+        yield rows
+        oldest = health["oldest_undelivered_seconds"]
+        yield GaugeMetricFamily("duban_outbox_oldest_due_seconds", "How long the oldest due message has waited",
+                                value=float(oldest) if isinstance(oldest, float) else 0.0)
+
+
+async def run(settings: Settings) -> None:
+    """`duban run`: until SIGTERM or SIGINT."""
+    options = RunSettings()
+    configure_logging(options.log_level)
+    dingtalk = DingTalkSettings()
+    if not (dingtalk.client_id and dingtalk.client_secret.get_secret_value()):
+        raise SystemExit("缺少 DUBAN_DINGTALK_CLIENT_ID / DUBAN_DINGTALK_CLIENT_SECRET，见 docs/deploy.md")
+    service = Service(settings, dingtalk, options)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await service.start()
+    await stop.wait()
+    await service.stop()
