@@ -18,10 +18,9 @@ from bot.clock import Clock
 from bot.render import render
 from bot.roster import apply_roster, load_roster
 from bot.settings import Settings
-from handlers import extensions, queries, signing, tasks  # noqa: F401  (they register their commands)
-from handlers.parsing import split_first
+from handlers import extensions, queries, reports, signing, tasks  # noqa: F401  (they register their commands)
 from handlers.queries import suggest
-from handlers.registry import Context, Services, UserError, lookup, may_use
+from handlers.registry import Context, Services, UserError, may_use, split_command
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
 from storage.db import transaction
@@ -53,10 +52,9 @@ class Bot:
     def handle_sync(self, incoming: Incoming) -> list[Reply]:
         now = self.clock.now()
         text = " ".join(incoming.text.split())
-        word, args = split_first(text)
+        cmd, word, args = split_command(text)
         if not word:
             return [render("help_short", now=now)]
-        cmd = lookup(word)
         if cmd is None:
             return [render("error_unknown_command", word=word[:20], suggestion=suggest(word), now=now)]
         if len(text) > MAX_MESSAGE:

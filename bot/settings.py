@@ -35,6 +35,14 @@ class Rules(BaseSettings):
     score_blue: int = -1  # 第九条
     score_yellow: int = -2
     score_red: int = -5
+    bonus_min_tasks: int = 5  # 第九条: units with ≥5 tasks that year earn the year-end bonuses
+    bonus_no_yellow: int = 10
+    bonus_no_red: int = 5
+    bonus_more_tasks: int = 20  # 第九条: with ≥20 tasks, a further bonus (and the 优岗比例 note)
+    bonus_more_no_yellow: int = 20
+    bonus_more_no_red: int = 10
+    criticism_reds: int = 2  # 第十条: 全县通报批评 + 书面检讨
+    admonition_reds: int = 3  # 第十条: 诫勉谈话
 
 
 class Settings(BaseSettings):
@@ -44,4 +52,6 @@ class Settings(BaseSettings):
     roster_file: Path = Path("examples/roster.yaml")
     calendar_overrides: Path | None = None
     code_prefix: str = "DB"
+    year_end_report: str = "12-31"  # MM-DD: the year-end report covers the year it is issued in
+    reports_dir: Path = Path("reports")  # chart images wait here until the outbox delivers them
     rules: Rules = Field(default_factory=Rules)

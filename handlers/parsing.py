@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from sqlmodel import Session, select
 
@@ -12,8 +13,9 @@ from storage.models import Notice, Task, Unit
 
 TASK_CODE = re.compile(r"^([A-Za-z]{1,4})[-－—_ ]?(\d{4})[-－—_ ]?(\d{1,5})$")
 NOTICE_CODE = re.compile(r"^([A-Za-z]{1,4})[-－—_ ]?(\d{4})[-－—_ ]?(\d{1,5})[-－—_ ]?([ABCPRSYabcprsy])(\d{1,3})$")
-PERCENT = re.compile(r"(?:^|\s)(\d{1,3})\s*[%％]\s*$")
+PERCENT = re.compile(r"(?<![\d.])(\d{1,3})\s*[%％]\s*$")  # a trailing 60% (also 完成60%) is the progress
 LIST_SEPARATORS = re.compile(r"[,，、;；/]+")
+CODE_END = re.compile(r"[,，、;；:：。.!！?？]")  # 「办结 DB-2026-0042，排查完毕」: the code ends there
 
 
 def split_first(text: str) -> tuple[str, str]:
@@ -21,14 +23,22 @@ def split_first(text: str) -> tuple[str, str]:
     return (parts[0], parts[1].strip()) if len(parts) == 2 else ((parts[0], "") if parts else ("", ""))
 
 
+def split_code(text: str) -> tuple[str, str]:
+    """The first word as a code, and the rest: punctuation typed right after a code ends it."""
+    word, rest = split_first(text)
+    if cut := CODE_END.search(word, 1):
+        return word[:cut.start()], f"{word[cut.end():]} {rest}".strip()
+    return word, rest
+
+
 def normalise_task_code(word: str) -> str | None:
-    m = TASK_CODE.match(word.strip())
+    m = TASK_CODE.match(unicodedata.normalize("NFKC", word).strip())  # ＤＢ－２０２６－１ from a full-width IME
     return f"{m[1].upper()}-{m[2]}-{int(m[3]):04d}" if m else None
 
 
 def require_task(session: Session, args: str, command: str) -> tuple[Task, str]:
     """The task named by the first word of `args`, and the rest of the text."""
-    word, rest = split_first(args)
+    word, rest = split_code(args)
     if not word:
         raise UserError("missing_code", command=command)
     code = normalise_task_code(word)
@@ -41,10 +51,10 @@ def require_task(session: Session, args: str, command: str) -> tuple[Task, str]:
 
 
 def require_notice(session: Session, args: str, command: str) -> tuple[Notice, str]:
-    word, rest = split_first(args)
+    word, rest = split_code(args)
     if not word:
         raise UserError("missing_notice_code", command=command)
-    m = NOTICE_CODE.match(word)
+    m = NOTICE_CODE.match(unicodedata.normalize("NFKC", word))
     if m is None:
         raise UserError("bad_notice_code", command=command, word=word)
     code = f"{m[1].upper()}-{m[2]}-{int(m[3]):04d}-{m[4].upper()}{int(m[5])}"
@@ -65,7 +75,10 @@ def take_percent(text: str) -> tuple[str, int | None]:
 
 
 def find_unit(session: Session, word: str) -> Unit | None:
-    """Forgiving unit names: 县住建局 / 住建局 / 住建 all name the same unit, if only one fits."""
+    """Forgiving unit names: 县住建局 / 住建局 / 住建 all name the same unit, if only one fits.
+
+    None when no unit fits; UserError("ambiguous_unit") naming the candidates when several do.
+    """
     word = word.strip()
     if not word:
         return None
@@ -75,7 +88,9 @@ def find_unit(session: Session, word: str) -> Unit | None:
             return unit
     bare = word.removeprefix("县")
     fits = [u for u in units if bare and (bare in u.name or any(bare in a for a in u.aliases))]
-    return fits[0] if len(fits) == 1 else None
+    if len(fits) > 1:
+        raise UserError("ambiguous_unit", word=word, candidates=[u.name for u in fits])
+    return fits[0] if fits else None
 
 
 def unit_names(session: Session) -> list[str]:

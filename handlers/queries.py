@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from datetime import timedelta
-from difflib import get_close_matches
+from difflib import SequenceMatcher
 
 from sqlalchemy import func
 from sqlmodel import select
@@ -58,6 +58,11 @@ def ledger_rows(ctx: Context, tasks: list[Task]) -> list[dict]:
 @command("台账", roles=EVERYONE, aliases=("ledger",), mutates=False, summary="查看在办事项台账，可按单位、颜色、逾期筛选",
          usage="台账 [单位] [蓝/黄/红] [逾期]", example="台账 县住建局 红")
 def ledger(ctx: Context, args: str) -> None:
+    if split_first(args)[0] == "导出":
+        from handlers.reports import export_ledger  # here, not on top: handlers.reports builds on this module
+
+        export_ledger(ctx)
+        return
     unit, colour, overdue_only = None, None, False
     for word in args.split():
         if word in COLOUR_WORDS:
@@ -171,11 +176,33 @@ def help_(ctx: Context, args: str) -> None:
     ctx.reply("help", commands=usable, known=ctx.sender is not None)
 
 
+# Words clerks use for a command that share no character with it (or one with the wrong command).
+SYNONYMS = {"汇报": "进展", "报送": "进展", "完成": "办结", "批准": "同意延期", "不同意": "驳回延期", "拒绝": "驳回延期"}
+
+
 def suggest(word: str) -> str | None:
-    """The nearest command word (签手 → 签收), for the unknown-command reply."""
+    """The nearest command for the unknown-command reply: 签手 → 签收, 转办 → 交办, assgin → 交办.
+
+    English aliases count, a command glued to its text (签收DB-2026-1) is that command, and between
+    equally near commands the one sharing characters in the same places wins (转办: 交办, not 办结).
+    """
+    low = word.lower()
+    for start, name in SYNONYMS.items():
+        if low.startswith(start):
+            return name
     names = [c.name for c in primary_commands()]
-    close = get_close_matches(word, names, n=1, cutoff=0.4)
-    if close:
-        return close[0]
+    words = {w.lower(): c.name for c in primary_commands() for w in (c.name, *c.aliases)}
+    glued = [w for w in words if len(w) >= 2 and low.startswith(w)]
+    if glued:
+        return words[max(glued, key=len)]
+
+    def nearness(w: str) -> tuple[float, int]:
+        in_place = sum(a == b for a, b in zip(low, w, strict=False))
+        in_place += sum(a == b for a, b in zip(low[::-1], w[::-1], strict=False))
+        return SequenceMatcher(None, low, w).ratio(), in_place
+
+    nearest = max(words, key=nearness)
+    if nearness(nearest)[0] >= (0.6 if low.isascii() else 0.4):  # one letter in common is no hint
+        return words[nearest]
     same_start = [n for n in names if n[0] == word[:1] or n.endswith(word[-1:])]
     return same_start[0] if len(same_start) == 1 else None

@@ -113,6 +113,23 @@ def lookup(word: str) -> Command | None:
     return COMMANDS.get(word) or COMMANDS.get(word.lower())
 
 
+def split_command(text: str) -> tuple[Command | None, str, str]:
+    """The command a message starts with, the word as typed, and the rest.
+
+    People often type no space after a Chinese command (签收DB-2026-0042, 交办县住建局 …): the longest
+    Chinese command name the first word starts with is taken as the command.
+    """
+    parts = text.strip().split(maxsplit=1)
+    word, rest = (parts + ["", ""])[:2] if parts else ("", "")
+    cmd = lookup(word)
+    if cmd is None and word:
+        glued = [name for name in COMMANDS if len(name) >= 2 and not name.isascii() and word.startswith(name)]
+        if glued:
+            name = max(glued, key=len)
+            cmd, rest = COMMANDS[name], f"{word[len(name):]} {rest}".strip()
+    return cmd, word, rest
+
+
 def may_use(cmd: Command, person: Person | None) -> bool:
     if cmd.roles is STRANGERS_TOO:
         return True

@@ -50,7 +50,7 @@ def _lead_unit(ctx: Context, words: str) -> tuple[Unit, str]:
     if incoming.at_user_ids:
         person = session.get(Person, incoming.at_user_ids[0])
         if person is None or person.unit_id is None:
-            raise UserError("mention_not_unit", name=(incoming.at_names or ("",))[0])
+            raise UserError("mention_not_unit", mention=(incoming.at_names or ("",))[0])
         rest = words
         if rest.startswith("@"):  # the text keeps "@王局长": drop it from the title
             rest = split_first(rest)[1]
@@ -70,7 +70,11 @@ def _options(ctx: Context, rest: str) -> tuple[list[Unit], str, bool, int | None
         word, after = split_first(rest)
         if word == "协办":
             names, after = split_first(after)
-            for name in LIST_SEPARATORS.split(names):
+            while LIST_SEPARATORS.fullmatch(names[-1:]) and find_unit(
+                    ctx.session, LIST_SEPARATORS.split(split_first(after)[0])[0]):
+                more, after = split_first(after)  # 「协办 县应急局, 县市场监管局」: the list goes on
+                names += more
+            for name in filter(None, LIST_SEPARATORS.split(names)):
                 unit = find_unit(ctx.session, name)
                 if unit is None:
                     raise UserError("unknown_unit", word=name, units=unit_names(ctx.session))
@@ -89,7 +93,7 @@ def _options(ctx: Context, rest: str) -> tuple[list[Unit], str, bool, int | None
 
 
 @command("交办", roles=ASSIGNERS, aliases=("assign",), summary="交办一项督办事项",
-         usage="交办 @单位负责人或单位名称 [协办 单位,单位] [类别 类别名] [特急] 事项内容 [期限]",
+         usage="交办 @单位负责人或单位名称 [协办 单位,单位] [类别 类别名] [特急] [每N天报送] 事项内容 [期限]",
          example="交办 县住建局 燃气管道隐患排查并报送整改清单 截止12月10日")
 def assign(ctx: Context, args: str) -> None:
     if not args:

@@ -1,0 +1,127 @@
+"""The Excel 台账 (SPEC §5): one row per task, and each unit's score, for the 督查室's own files.
+
+Built over handlers.queries' ledger_rows and unit_scores, so the file says what the chat 台账 and
+积分 commands say. Those take a Context but read only its `session` and `now`: a LedgerView is
+enough when there is no chat message (the `duban export ledger` command).
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.styles import Alignment, Font, PatternFill
+from openpyxl.worksheet.worksheet import Worksheet
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bot.clock import to_shanghai
+from handlers.queries import ledger_rows, unit_scores
+from reminders.reports import competition_ranks
+from storage.models import (
+    COLOURS,
+    OPEN_STATUSES,
+    Notice,
+    NoticeKind,
+    NoticeStatus,
+    ProgressReport,
+    ScoreEvent,
+    Task,
+)
+
+COLOUR_WORDS = {NoticeKind.BLUE: "蓝色", NoticeKind.YELLOW: "黄色", NoticeKind.RED: "红色"}
+COLOUR_FILLS = {NoticeKind.BLUE: "FFBDD7EE", NoticeKind.YELLOW: "FFFFE699", NoticeKind.RED: "FFFF9C9C"}
+STATUS_WORDS = {"assigned": "待签收", "in_progress": "办理中", "reported_done": "待销号", "closed": "已销号",
+                "cancelled": "已撤销"}
+TASK_COLUMNS = (("编号", 15), ("事项", 42), ("责任单位", 16), ("状态", 9), ("督办颜色", 10), ("期限", 17),
+                ("逾期天数", 10), ("最新进展", 42), ("已发督办单", 16), ("扣分", 8))
+UNIT_COLUMNS = (("排名", 7), ("单位", 18), ("蓝色督办单", 12), ("黄色督办单", 12), ("红色督办单", 12), ("扣分合计", 10))
+HEADER_FILL = PatternFill("solid", fgColor="FFD9D9D9")
+DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
+
+
+@dataclass(frozen=True)
+class LedgerView:
+    session: Session
+    now: datetime
+
+
+def export_ledger(engine: Engine, now: datetime, out_path: Path) -> Path:
+    """Write the 台账 as of `now` to `out_path` (.xlsx); for `duban export ledger --out FILE.xlsx`."""
+    with Session(engine) as session:
+        return write_ledger(LedgerView(session, to_shanghai(now)), Path(out_path))
+
+
+def write_ledger(view: LedgerView, out_path: Path) -> Path:
+    """`view` is a LedgerView or a handler's Context: anything with `session` and `now`."""
+    session, now = view.session, view.now
+    tasks = list(session.exec(select(Task).order_by(Task.id)))
+    urged: dict[int, dict[NoticeKind, int]] = defaultdict(lambda: dict.fromkeys(COLOURS, 0))
+    for task_id, kind in session.exec(select(Notice.task_id, Notice.kind).where(
+            Notice.status == NoticeStatus.ISSUED, Notice.kind.in_(COLOURS))):
+        urged[task_id][kind] += 1
+    points: dict[int, int] = defaultdict(int)
+    for task_id, value in session.exec(select(ScoreEvent.task_id, ScoreEvent.points)):
+        points[task_id] += value
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "督办台账"
+    _header(sheet, TASK_COLUMNS)
+    for row in ledger_rows(view, tasks):
+        task = row["task"]
+        counts = urged[task.id]
+        values = (
+            task.code, task.title, row["unit"].name, STATUS_WORDS[task.status], COLOUR_WORDS.get(row["colour"], "未督办"),
+            _local(task.deadline), row["overdue"] if task.status in OPEN_STATUSES else _late_by(task),
+            _last_progress(row["last"]),
+            " ".join(f"{COLOUR_WORDS[k][0]}{n}" for k, n in counts.items() if n), points[task.id],
+        )
+        sheet.append(values)
+        cells = sheet[sheet.max_row]
+        for index in (1, 7):  # typed by users: text, never a formula, whatever it starts with
+            cells[index].data_type = "s"
+        cells[5].number_format = DATETIME_FORMAT
+        if row["colour"] in COLOUR_FILLS:
+            cells[4].fill = PatternFill("solid", fgColor=COLOUR_FILLS[row["colour"]])
+
+    units = book.create_sheet(f"{now.year}年单位积分")
+    _header(units, UNIT_COLUMNS)
+    scores = unit_scores(view, now.year)
+    for rank, row in zip(competition_ranks([r["score"] for r in scores]), scores, strict=True):
+        units.append((rank, row["unit"].name, row["blue"], row["yellow"], row["red"], row["score"]))
+
+    for each in (sheet, units):
+        each.auto_filter.ref = each.dimensions
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    book.save(out_path)
+    return out_path
+
+
+def _header(sheet: Worksheet, columns: tuple[tuple[str, int], ...]) -> None:
+    sheet.append([name for name, _ in columns])
+    for cell, (_, width) in zip(sheet[1], columns, strict=True):
+        cell.font = Font(bold=True)
+        cell.fill = HEADER_FILL
+        cell.alignment = Alignment(horizontal="center")
+        sheet.column_dimensions[cell.column_letter].width = width
+    sheet.freeze_panes = "A2"
+
+
+def _local(moment: datetime | None) -> datetime | None:
+    """Excel has no time zones: Shanghai wall-clock time."""
+    return None if moment is None else to_shanghai(moment).replace(tzinfo=None)
+
+
+def _late_by(task: Task) -> int:
+    """A finished task's overdue days are frozen at its 销号 / 撤销."""
+    if task.closed_at is None or task.closed_at <= task.deadline:
+        return 0
+    return (task.closed_at.date() - task.deadline.date()).days
+
+
+def _last_progress(report: ProgressReport | None) -> str:
+    return "" if report is None else f"{report.at:%m-%d} {report.text}"

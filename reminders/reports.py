@@ -1,0 +1,574 @@
+"""Bulletins and reports (SPEC §5): 一周一汇总, 一月一通报 and the 年终 report.
+
+Each builder reads the database as it stood at a cut-off (the end of the period, or the moment
+of the report), so a report asked for later — `duban report monthly --at 2026-07-01` — says what
+the one sent at the time said. The `issue_*` functions send a bulletin through the outbox at most
+once per period: an AuditEvent ("bulletin_weekly" / "bulletin_monthly" / "bulletin_annual", with
+the period key in its detail) is checked first and written in the same transaction.
+
+Definitions (湘阴县 附件 第九、第十条; 鄂托克前旗 十五条措施 第10条):
+- A unit's score for a year is the sum of the points of the colour notices it received that year
+  (ScoreEvent, as issued: blue −1, yellow −2, red −5 by default). Bonuses count in the year-end
+  report only.
+- "Tasks that year" (第九条 承办N项): tasks assigned in that calendar year with that unit as the
+  lead unit; a task cancelled (撤销) before the report does not count: it carries no score.
+- Year-end bonuses: ≥5 tasks — no yellow all year +10, no red +5; ≥20 tasks — a further +20 for no
+  yellow and +10 for no red, with the 3% / 2% 优岗比例 note. All numbers are `Rules` settings.
+- 第十条: a unit's 2nd red of the year (or the 2nd red on one task, which may span two years)
+  names it for criticism in that month's bulletin and asks its head for a written self-review;
+  the 3rd prompts the county head to hold an admonition talk. Each happens once per threshold.
+- 措施10: a task urged twice (two or more colour notices issued) with no progress report since the
+  first of them, and still open at the end of the month, is named in that month's bulletin.
+- In the monthly bulletin a unit's tasks are those whose current deadline fell in the month; on
+  time are those of them closed (销号) on or before that deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import func, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bot.channel import Reply
+from bot.clock import SHANGHAI, to_shanghai
+from bot.outbox import enqueue
+from bot.render import render
+from bot.settings import Rules, Settings
+from reminders.calendar import WorkCalendar
+from reminders.chart import Bar, score_chart
+from reminders.policy import Policy
+from storage import audit, queries
+from storage.models import (
+    COLOURS,
+    AuditEvent,
+    Notice,
+    NoticeKind,
+    Outbox,
+    OutboxStatus,
+    Person,
+    ProgressReport,
+    Role,
+    ScoreEvent,
+    Task,
+    TaskStatus,
+    Unit,
+)
+
+log = logging.getLogger(__name__)
+
+SIGNED = (NoticeKind.YELLOW, NoticeKind.RED)
+STARS = 10  # 第十条 十大效能之星
+ANNUAL_CATCH_UP = timedelta(days=31)  # a year-end report missed while the bot was down still goes out
+
+
+# ---- periods --------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Period:
+    start: datetime
+    end: datetime  # exclusive, and the cut-off: nothing at or after it is counted
+    key: str  # the bulletin's idempotency key: 2026-W23, 2026-05, 2026
+
+    @property
+    def last_day(self) -> date:
+        return (self.end - timedelta(microseconds=1)).date()
+
+
+def week_ending(at: datetime, rules: Rules) -> Period:
+    """The seven days that end at the latest Monday work_start (09:00) at or before `at`."""
+    at = to_shanghai(at)
+    monday = at.date() - timedelta(days=at.weekday())
+    end = datetime.combine(monday, rules.work_start, tzinfo=SHANGHAI)
+    if end > at:
+        end -= timedelta(days=7)
+    iso = end.isocalendar()
+    return Period(end - timedelta(days=7), end, f"{iso.year}-W{iso.week:02d}")
+
+
+def month_before(at: datetime) -> Period:
+    at = to_shanghai(at)
+    end = datetime(at.year, at.month, 1, tzinfo=SHANGHAI)
+    start = (end - timedelta(days=1)).replace(day=1)
+    return Period(start, end, f"{start:%Y-%m}")
+
+
+def year_until(year: int, at: datetime) -> Period:
+    start = datetime(year, 1, 1, tzinfo=SHANGHAI)
+    return Period(start, min(to_shanghai(at), datetime(year + 1, 1, 1, tzinfo=SHANGHAI)), str(year))
+
+
+def annual_slot(year: int, settings: Settings) -> datetime:
+    """When the year-end report of `year` falls due: Settings.year_end_report (MM-DD) at work_start."""
+    try:
+        month, day = (int(part) for part in settings.year_end_report.split("-"))
+        return datetime.combine(date(year, month, day), settings.rules.work_start, tzinfo=SHANGHAI)
+    except ValueError as exc:
+        raise ValueError(f"year_end_report 应写成 月-日，例如 12-31（现为 {settings.year_end_report!r}）") from exc
+
+
+def annual_year(at: datetime, settings: Settings) -> int | None:
+    """The year whose year-end report is due at `at`: this year's once its slot has come, or last
+    year's for a while after its slot (caught up after downtime); None in between."""
+    at = to_shanghai(at)
+    for year in (at.year, at.year - 1):
+        slot = annual_slot(year, settings)
+        if slot <= at < slot + ANNUAL_CATCH_UP:
+            return year
+    return None
+
+
+def first_working_moment(day: date, calendar: WorkCalendar, rules: Rules) -> datetime:
+    """work_start of the first working day of `day`'s month: when the monthly bulletin falls due."""
+    first = calendar.workday_on_or_after(day.replace(day=1))
+    return datetime.combine(first, rules.work_start, tzinfo=SHANGHAI)
+
+
+# ---- what the reports count -----------------------------------------------------------------------
+@dataclass
+class Tally:
+    """Colour notices received: how many of each colour, and the points they cost."""
+
+    count: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COLOURS, 0))
+    points: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COLOURS, 0))
+
+    def add(self, kind: NoticeKind, points: int) -> None:
+        self.count[kind] += 1
+        self.points[kind] += points
+
+    @property
+    def total(self) -> int:
+        return sum(self.points.values())
+
+
+class History:
+    """The database as it stood at `cutoff`: tasks assigned, colour notices issued, progress reported."""
+
+    def __init__(self, session: Session, cutoff: datetime) -> None:
+        self.session = session
+        self.cutoff = cutoff
+        self.units = list(session.exec(select(Unit).order_by(Unit.id)))
+        self.unit_by_id = {u.id: u for u in self.units}
+        self.tasks = {t.id: t for t in session.exec(select(Task).where(Task.assigned_at < cutoff).order_by(Task.id))}
+        scored = session.exec(select(ScoreEvent, Notice).join(Notice, Notice.id == ScoreEvent.notice_id)
+                              .where(ScoreEvent.at < cutoff))
+        self.scored: list[tuple[ScoreEvent, Notice]] = sorted(scored, key=lambda r: (r[0].at, r[0].id))
+        self._urges: dict[int, list[Notice]] = defaultdict(list)
+        for _, notice in self.scored:
+            self._urges[notice.task_id].append(notice)
+        self.progress: dict[int, list[datetime]] = defaultdict(list)
+        for task_id, at in session.exec(select(ProgressReport.task_id, ProgressReport.at)
+                                        .where(ProgressReport.at < cutoff)):
+            self.progress[task_id].append(at)
+
+    def is_open(self, task: Task) -> bool:
+        return task.closed_at is None or task.closed_at >= self.cutoff
+
+    def cancelled(self, task: Task) -> bool:
+        return task.status is TaskStatus.CANCELLED and not self.is_open(task)
+
+    def urges(self, task_id: int) -> list[Notice]:
+        """The colour notices issued on a task, in order."""
+        return self._urges.get(task_id, [])
+
+    def colour(self, task_id: int) -> NoticeKind | None:
+        kinds = {n.kind for n in self.urges(task_id)}
+        return next((k for k in reversed(COLOURS) if k in kinds), None)
+
+    def tallies(self, since: datetime, year: int | None = None) -> dict[int, Tally]:
+        """Per unit id: the colour notices received from `since` to the cut-off (in `year` if given)."""
+        out = {u.id: Tally() for u in self.units}
+        for event, notice in self.scored:
+            if event.at >= since and (year is None or event.year == year):
+                out[event.unit_id].add(notice.kind, event.points)
+        return out
+
+    def issued_since(self, since: datetime) -> Tally:
+        """All colour notices issued from `since` to the cut-off, whoever received them."""
+        tally = Tally()
+        for event, notice in self.scored:
+            if event.at >= since:
+                tally.add(notice.kind, event.points)
+        return tally
+
+    def head(self, unit: Unit) -> Person | None:
+        return queries.unit_head(self.session, unit)
+
+
+def competition_ranks(values: Sequence[int]) -> list[int]:
+    """Competition ranking of values already sorted best first: 1, 2, 2, 4."""
+    return [1 + next(i for i, w in enumerate(values) if w == v) for v in values]
+
+
+# ---- 第十条: consequences of reds -----------------------------------------------------------------
+@dataclass(frozen=True)
+class Consequence:
+    unit: Unit
+    head: Person | None
+    reds: int  # reds received in the year by the cut-off
+    tasks: list[tuple[str, int]]  # (task code, reds on that task to date) for this year's reds
+    at: datetime  # when the threshold was reached
+
+
+def red_marks(history: History, year: int, threshold: int) -> dict[int, datetime]:
+    """unit id → when it reached `threshold` reds: in the year in total, or on one task (第十条)."""
+    reds_by_unit: dict[int, list[ScoreEvent]] = defaultdict(list)
+    for event, notice in history.scored:
+        if notice.kind is NoticeKind.RED:
+            reds_by_unit[event.unit_id].append(event)
+    marks = {}
+    for unit_id, reds in reds_by_unit.items():
+        this_year = [e for e in reds if e.year == year]
+        candidates = [this_year[threshold - 1].at] if len(this_year) >= threshold else []
+        per_task: dict[int, list[ScoreEvent]] = defaultdict(list)
+        for event in reds:
+            per_task[event.task_id].append(event)
+        candidates += [events[threshold - 1].at for events in per_task.values()
+                       if len(events) >= threshold and events[threshold - 1].year == year]
+        if candidates:
+            marks[unit_id] = min(candidates)
+    return marks
+
+
+def consequences(history: History, year: int, threshold: int, within: Period | None = None) -> list[Consequence]:
+    """Units that reached `threshold` reds (in `within`, if given), in the order they reached it."""
+    out = []
+    for unit_id, at in sorted(red_marks(history, year, threshold).items(), key=lambda kv: (kv[1], kv[0])):
+        if within and not within.start <= at < within.end:
+            continue
+        reds = [e for e, n in history.scored if n.kind is NoticeKind.RED and e.unit_id == unit_id]
+        on_task = Counter(e.task_id for e in reds)
+        this_year = dict.fromkeys(e.task_id for e in reds if e.year == year)  # in order, each task once
+        unit = history.unit_by_id[unit_id]
+        out.append(Consequence(unit=unit, head=history.head(unit), reds=sum(e.year == year for e in reds),
+                               tasks=[(history.tasks[t].code, on_task[t]) for t in this_year], at=at))
+    return out
+
+
+# ---- 一周一汇总 ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class OverdueRow:
+    task: Task
+    unit: Unit
+    colour: NoticeKind | None
+    days: int
+
+
+@dataclass(frozen=True)
+class DraftRow:
+    notice: Notice
+    task: Task
+    unit: Unit
+    signer: Person | None
+    held: bool
+    late: bool  # waited longer than Rules.signer_reminder_workdays
+
+
+@dataclass(frozen=True)
+class WeeklySummary:
+    period: Period
+    new: int
+    closed: int
+    overdue: list[OverdueRow]  # most overdue first
+    issued: Tally
+    drafts: list[DraftRow]
+    dead: int  # messages of the week given up on (Outbox status dead)
+
+
+def build_weekly(session: Session, at: datetime, rules: Rules, calendar: WorkCalendar) -> WeeklySummary:
+    period = week_ending(at, rules)
+    history = History(session, period.end)
+    tasks = list(history.tasks.values())
+    overdue = [OverdueRow(t, history.unit_by_id[t.lead_unit_id], history.colour(t.id),
+                          (period.end.date() - t.deadline.date()).days)
+               for t in tasks if history.is_open(t) and t.deadline < period.end]
+    overdue.sort(key=lambda r: (-r.days, r.task.id))
+    dead = session.exec(select(func.count()).select_from(Outbox).where(
+        Outbox.status == OutboxStatus.DEAD, Outbox.deliver_after >= period.start,
+        Outbox.deliver_after < period.end)).one()
+    return WeeklySummary(
+        period=period,
+        new=sum(1 for t in tasks if t.assigned_at >= period.start),
+        closed=sum(1 for t in tasks if t.status is TaskStatus.CLOSED and not history.is_open(t)
+                   and t.closed_at >= period.start),
+        overdue=overdue, issued=history.issued_since(period.start), drafts=_waiting_drafts(history, rules, calendar),
+        dead=dead)
+
+
+def _waiting_drafts(history: History, rules: Rules, calendar: WorkCalendar) -> list[DraftRow]:
+    """Yellow and red drafts that, at the cut-off, were drafted and neither issued nor void."""
+    session, cutoff = history.session, history.cutoff
+    marked: dict[str, set[str]] = defaultdict(set)  # audit action → notice codes, before the cut-off
+    for action, detail in session.exec(select(AuditEvent.action, AuditEvent.detail).where(
+            AuditEvent.action.in_(("notice_void", "notice_held")), AuditEvent.at < cutoff)):
+        marked[action].add(detail.get("notice"))
+    drafts = session.exec(select(Notice).where(Notice.kind.in_(SIGNED), Notice.created_at < cutoff)
+                          .order_by(Notice.created_at, Notice.id))
+    policy = Policy(calendar, rules)
+    rows = []
+    for notice in drafts:
+        if (notice.issued_at is not None and notice.issued_at < cutoff) or notice.code in marked["notice_void"]:
+            continue
+        task = history.tasks[notice.task_id]
+        rows.append(DraftRow(
+            notice=notice, task=task, unit=history.unit_by_id[task.lead_unit_id],
+            signer=queries.person(session, notice.signer_id or ""), held=notice.code in marked["notice_held"],
+            late=policy.after_workdays(notice.created_at, rules.signer_reminder_workdays) <= cutoff))
+    return rows
+
+
+# ---- 一月一通报 ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UnitMonth:
+    rank: int
+    unit: Unit
+    due: int  # tasks whose current deadline fell in the month
+    on_time: int  # …closed on or before it
+    month: Tally  # colour notices received in the month
+    year: Tally  # …and in the year to the end of the month: its total is the score
+
+
+@dataclass(frozen=True)
+class StalledTask:
+    task: Task
+    unit: Unit
+    urges: list[Notice]  # the colour notices issued, in order
+    colour: NoticeKind | None
+
+
+@dataclass(frozen=True)
+class MonthlyBulletin:
+    period: Period
+    year: int
+    units: list[UnitMonth]  # ranked by score
+    criticised: list[Consequence]  # reached the 2nd red in the month
+    admonished: list[Consequence]  # reached the 3rd red in the month
+    stalled: list[StalledTask]
+    issued: Tally
+
+    @property
+    def due(self) -> int:
+        return sum(u.due for u in self.units)
+
+    @property
+    def on_time(self) -> int:
+        return sum(u.on_time for u in self.units)
+
+
+def build_monthly(session: Session, at: datetime, rules: Rules) -> MonthlyBulletin:
+    """The bulletin for the calendar month before `at`."""
+    period = month_before(at)
+    history = History(session, period.end)
+    year = period.start.year
+    month = history.tallies(period.start)
+    to_date = history.tallies(datetime(year, 1, 1, tzinfo=SHANGHAI), year)
+    due: dict[int, list[Task]] = defaultdict(list)
+    for task in history.tasks.values():
+        if period.start <= task.deadline < period.end and not history.cancelled(task):
+            due[task.lead_unit_id].append(task)
+    order = sorted(history.units, key=lambda u: (-to_date[u.id].total, u.id))
+    ranks = competition_ranks([to_date[u.id].total for u in order])
+    units = [UnitMonth(rank=rank, unit=u, due=len(due[u.id]), on_time=sum(_on_time(t, history) for t in due[u.id]),
+                       month=month[u.id], year=to_date[u.id])
+             for rank, u in zip(ranks, order, strict=True)]
+    return MonthlyBulletin(
+        period=period, year=year, units=units,
+        criticised=consequences(history, year, rules.criticism_reds, period),
+        admonished=consequences(history, year, rules.admonition_reds, period),
+        stalled=_stalled(history), issued=history.issued_since(period.start))
+
+
+def _on_time(task: Task, history: History) -> bool:
+    return task.status is TaskStatus.CLOSED and not history.is_open(task) and task.closed_at <= task.deadline
+
+
+def _stalled(history: History) -> list[StalledTask]:
+    """措施10: open tasks urged twice or more with no progress report since the first urging."""
+    out = []
+    for task in history.tasks.values():
+        urges = history.urges(task.id)
+        if not history.is_open(task) or len(urges) < 2:
+            continue
+        if any(at >= urges[0].issued_at for at in history.progress.get(task.id, ())):
+            continue
+        out.append(StalledTask(task, history.unit_by_id[task.lead_unit_id], urges, history.colour(task.id)))
+    return sorted(out, key=lambda s: (s.urges[0].issued_at, s.task.id))
+
+
+def monthly_chart(bulletin: MonthlyBulletin, out_dir: Path) -> Path:
+    bars = [Bar(row.unit.name, row.year.points) for row in bulletin.units]
+    last = bulletin.period.last_day
+    title = f"{bulletin.year}年各单位督办积分（截至{last.month}月{last.day}日）"
+    return score_chart(bars, title, out_dir / f"score-chart-{bulletin.period.key}.png")
+
+
+# ---- 年终 -------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class UnitYear:
+    rank: int
+    unit: Unit
+    tasks: int  # tasks that year (see the module docstring)
+    tally: Tally  # colour notices received that year
+    no_yellow_bonus: int  # 第九条, both tiers added up
+    no_red_bonus: int
+    more: bool  # ≥ Rules.bonus_more_tasks: the 优岗比例 notes apply
+
+    @property
+    def final(self) -> int:
+        return self.tally.total + self.no_yellow_bonus + self.no_red_bonus
+
+
+@dataclass(frozen=True)
+class AnnualReport:
+    period: Period
+    units: list[UnitYear]  # ranked by final score
+    stars: list[UnitYear]  # 十大效能之星: the top 10 of the units that had tasks, ties included
+    criticised: list[Consequence]
+    admonished: list[Consequence]
+
+
+def build_annual(session: Session, year: int, at: datetime, rules: Rules) -> AnnualReport:
+    period = year_until(year, at)
+    history = History(session, period.end)
+    tallies = history.tallies(period.start, year)
+    counts: dict[int, int] = defaultdict(int)
+    for task in history.tasks.values():
+        if task.assigned_at >= period.start and not history.cancelled(task):
+            counts[task.lead_unit_id] += 1
+    rows = [_unit_year(u, counts[u.id], tallies[u.id], rules) for u in history.units]
+    rows.sort(key=lambda r: (-r.final, -r.tasks, r.unit.id))
+    rows = [replace(r, rank=rank) for rank, r in zip(competition_ranks([r.final for r in rows]), rows, strict=True)]
+    eligible = [r for r in rows if r.tasks > 0]
+    stars = [r for r, rank in zip(eligible, competition_ranks([r.final for r in eligible]), strict=True) if rank <= STARS]
+    return AnnualReport(period=period, units=rows, stars=stars,
+                        criticised=consequences(history, year, rules.criticism_reds),
+                        admonished=consequences(history, year, rules.admonition_reds))
+
+
+def _unit_year(unit: Unit, tasks: int, tally: Tally, rules: Rules) -> UnitYear:
+    no_yellow = no_red = 0
+    if tasks >= rules.bonus_min_tasks:
+        no_yellow += rules.bonus_no_yellow if tally.count[NoticeKind.YELLOW] == 0 else 0
+        no_red += rules.bonus_no_red if tally.count[NoticeKind.RED] == 0 else 0
+    more = tasks >= rules.bonus_more_tasks
+    if more:
+        no_yellow += rules.bonus_more_no_yellow if tally.count[NoticeKind.YELLOW] == 0 else 0
+        no_red += rules.bonus_more_no_red if tally.count[NoticeKind.RED] == 0 else 0
+    return UnitYear(rank=0, unit=unit, tasks=tasks, tally=tally, no_yellow_bonus=no_yellow, no_red_bonus=no_red,
+                    more=more)
+
+
+# ---- sending --------------------------------------------------------------------------------------
+def _claim(session: Session, action: str, key: str) -> bool:
+    """True if the bulletin `action` of period `key` was not sent yet. On PostgreSQL a transaction
+    lock on the key makes a second instance wait here, then see the first one's audit event."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": f"{action}:{key}"})
+    events = session.exec(select(AuditEvent.detail).where(AuditEvent.action == action))
+    return not any(detail.get("period") == key for detail in events)
+
+
+def _has_history(session: Session, cutoff: datetime) -> bool:
+    """A fresh installation has nothing to report: no bulletin about a period before the first task."""
+    return session.exec(select(Task.id).where(Task.assigned_at < cutoff).limit(1)).first() is not None
+
+
+def _to_group(session: Session, key: str, reply: Reply, now: datetime) -> Outbox | None:
+    group = queries.group(session, key)
+    if group is None:
+        log.warning("no %s group in the roster: bulletin %r not sent there", key, reply.title)
+        return None
+    return enqueue(session, reply, target="group", recipient=group.conversation_id, deliver_after=now, now=now)
+
+
+def issue_weekly(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar) -> Reply | None:
+    """Send the summary of the week ending at the latest Monday 09:00 to the leaders' group, once."""
+    period = week_ending(now, settings.rules)
+    if not _has_history(session, period.end) or not _claim(session, "bulletin_weekly", period.key):
+        return None
+    reply = render("report_weekly", report=build_weekly(session, now, settings.rules, calendar),
+                   rules=settings.rules)
+    _to_group(session, "leaders", reply, now)
+    audit.record(session, at=now, actor=audit.SYSTEM, action="bulletin_weekly", period=period.key)
+    return reply
+
+
+def issue_monthly(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar, *,
+                  force: bool = False, actor: str = audit.SYSTEM) -> Reply | None:
+    """Send last month's bulletin and its chart to the all-units group, from the first working day's
+    09:00 on, once; with `force` (the 通报 command) now and again. The self-review and admonition
+    messages go out only the first time."""
+    period = month_before(now)
+    if not force and (now < first_working_moment(now.date(), calendar, settings.rules)
+                      or not _has_history(session, period.end)):
+        return None
+    first_time = _claim(session, "bulletin_monthly", period.key)
+    if not (first_time or force):
+        return None
+    bulletin = build_monthly(session, now, settings.rules)
+    reply = render("report_monthly", report=bulletin, rules=settings.rules)
+    _to_group(session, "all_units", reply, now)
+    chart = _to_group(session, "all_units", reply, now)  # the same title: the transport sends the image
+    if chart is not None:
+        chart.image_path = str(monthly_chart(bulletin, settings.reports_dir).resolve())
+    if first_time:
+        _consequence_messages(session, bulletin, now)
+    audit.record(session, at=now, actor=actor, action="bulletin_monthly", period=period.key)
+    return reply
+
+
+def _consequence_messages(session: Session, bulletin: MonthlyBulletin, now: datetime) -> None:
+    """第十条: the unit head writes a self-review; the county head holds an admonition talk."""
+    for item in bulletin.criticised:
+        if item.head:
+            reply = render("report_self_review_dm", item=item, report=bulletin)
+            enqueue(session, reply, target="user", recipient=item.head.user_id, deliver_after=now, now=now)
+    county_head = queries.first_with_role(session, Role.COUNTY_HEAD)
+    for item in bulletin.admonished if county_head else ():
+        reply = render("report_admonition_dm", item=item, report=bulletin, county_head=county_head)
+        enqueue(session, reply, target="user", recipient=county_head.user_id, deliver_after=now, now=now)
+
+
+def issue_annual(session: Session, now: datetime, settings: Settings) -> Reply | None:
+    """Send the year-end report to the all-units and leaders' groups once, when it falls due."""
+    year = annual_year(now, settings)
+    if year is None:
+        return None
+    period = year_until(year, now)
+    if not _has_history(session, period.end) or not _claim(session, "bulletin_annual", period.key):
+        return None
+    reply = render("report_annual", report=build_annual(session, year, now, settings.rules), rules=settings.rules)
+    for key in ("all_units", "leaders"):
+        _to_group(session, key, reply, now)
+    audit.record(session, at=now, actor=audit.SYSTEM, action="bulletin_annual", period=period.key)
+    return reply
+
+
+def issue_due(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar) -> list[Reply]:
+    """Every bulletin due at `now` that has not gone out yet: safe to call as often as liked."""
+    sent = [issue_weekly(session, now, settings, calendar), issue_monthly(session, now, settings, calendar),
+            issue_annual(session, now, settings)]
+    return [reply for reply in sent if reply is not None]
+
+
+def print_report(kind: str, at: datetime, engine: Engine, settings: Settings, calendar: WorkCalendar) -> str:
+    """The text of a report as of `at` (for `duban report weekly|monthly|annual --at DATE`); sends nothing."""
+    at = to_shanghai(at)
+    with Session(engine) as session:
+        if kind == "weekly":
+            reply = render("report_weekly", report=build_weekly(session, at, settings.rules, calendar),
+                           rules=settings.rules)
+        elif kind == "monthly":
+            reply = render("report_monthly", report=build_monthly(session, at, settings.rules), rules=settings.rules)
+        elif kind == "annual":
+            year = annual_year(at, settings) or at.year
+            reply = render("report_annual", report=build_annual(session, year, at, settings.rules),
+                           rules=settings.rules)
+        else:
+            raise ValueError(f"没有「{kind}」这种报告，可选：weekly、monthly、annual")
+    return reply.text
