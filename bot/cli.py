@@ -11,7 +11,9 @@ from bot.roster import RosterError, load_roster
 
 app = typer.Typer(help="督办助手：钉钉督办机器人", no_args_is_help=True, add_completion=False)
 roster_app = typer.Typer(help="花名册：检查、导入", no_args_is_help=True)
+export_app = typer.Typer(help="导出：台账 Excel", no_args_is_help=True)
 app.add_typer(roster_app, name="roster")
+app.add_typer(export_app, name="export")
 
 
 @app.command()
@@ -70,6 +72,57 @@ def roster_sync(
     typer.echo(diff.render())
     if diff and not yes:
         typer.echo("以上为差异，尚未写入；确认无误请加 --yes 再运行一次。")
+
+
+@app.command()
+def report(
+    kind: str = typer.Argument(..., help="weekly | monthly | annual"),
+    at: str = typer.Option(None, "--at", help="按哪一天出报告，例如 2026-12-07（默认今天）"),
+) -> None:
+    """Print the weekly summary, monthly bulletin or year-end report as of any date (sends nothing)."""
+    from reminders.reports import print_report
+
+    settings, engine, calendar = _local()
+    moment = _moment(at)
+    try:
+        typer.echo(print_report(kind, moment, engine, settings, calendar))
+    except ValueError as exc:
+        typer.echo(f"报告种类只能是 weekly、monthly 或 annual：{exc}", err=True)
+        raise typer.Exit(2) from exc
+
+
+@export_app.command("ledger")
+def export_ledger(out: Path = typer.Option(..., "--out", help="写到哪个 .xlsx 文件")) -> None:
+    """Write the 台账 as an Excel file: one row per task, colours as cell fills, and per-unit scores."""
+    from reminders.ledger_export import export_ledger as write
+
+    _, engine, _ = _local()
+    typer.echo(f"已导出：{write(engine, _moment(None), out)}")
+
+
+def _local():
+    from bot.settings import Settings
+    from reminders.calendar import WorkCalendar
+    from storage.db import create_schema, make_engine
+
+    settings = Settings()
+    engine = make_engine(settings.database_url)
+    create_schema(engine)
+    return settings, engine, WorkCalendar.from_file(settings.calendar_overrides)
+
+
+def _moment(day: str | None):
+    from datetime import date, datetime, time
+
+    from bot.clock import SHANGHAI, SystemClock
+
+    if day is None:
+        return SystemClock().now()
+    try:
+        return datetime.combine(date.fromisoformat(day), time(9, 0), tzinfo=SHANGHAI)
+    except ValueError as exc:
+        typer.echo(f"日期格式应为 2026-12-07，收到的是 {day}", err=True)
+        raise typer.Exit(2) from exc
 
 
 @roster_app.command("check")

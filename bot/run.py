@@ -38,6 +38,7 @@ from bot.dingtalk.transport import DingTalkTransport
 from bot.outbox import SendPacer, deliver_due, enqueue, run_sender
 from bot.settings import Settings
 from reminders.calendar import WorkCalendar
+from reminders.reports import issue_due
 from reminders.scheduler import Waker
 from storage.db import create_schema, make_engine, transaction
 from storage.models import Outbox, OutboxStatus
@@ -124,8 +125,20 @@ class Service:
         self._tasks["sender"] = asyncio.create_task(run_sender(
             self.engine, self.transport, self.clock, self.worker, self._stop_sending, pacer=pacer, wake=self._wake))
         self.waker.start()
+        # bulletins: a daily 09:00 look (each report knows whether it is due and goes out once per
+        # period), and one look now, so a report due while the bot was down still goes out
+        self.waker.add_cron("bulletins", self._bulletins, hour=9, minute=0)
+        await self._bulletins()
         await self._start_http()
         log.info("duban running worker=%s http=%s:%s", self.worker, self.options.http_host, self.port)
+
+    async def _bulletins(self) -> None:
+        def issue() -> int:
+            with transaction(self.engine) as session:
+                return len(issue_due(session, self.clock.now(), self.settings, self.bot.calendar))
+
+        if await asyncio.to_thread(issue):
+            self._wake.set()
 
     async def stop(self) -> None:
         log.info("duban stopping: no new messages, finishing those in hand")
