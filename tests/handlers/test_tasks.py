@@ -10,7 +10,15 @@ from sqlmodel import Session, SQLModel, select
 
 from bot.clock import shanghai as sh
 from storage.models import (
-    ExtensionRequest, ExtensionStatus, Notice, NoticeStatus, Outbox, ProgressReport, ScoreEvent, Task, TaskStatus,
+    ExtensionRequest,
+    ExtensionStatus,
+    Notice,
+    NoticeStatus,
+    Outbox,
+    ProgressReport,
+    ScoreEvent,
+    Task,
+    TaskStatus,
 )
 
 LEADER, DEPUTY, DIRECTOR, OFFICE = "u_xianzhang", "u_changwu", "u_zhuren", "u_ducha1"
@@ -23,7 +31,7 @@ def dump(engine) -> dict[str, list[tuple]]:
     with engine.connect() as conn:
         for table in SQLModel.metadata.sorted_tables:
             rows = conn.execute(table.select()).fetchall()
-            out[table.name] = sorted((tuple(map(repr, r)) for r in rows))
+            out[table.name] = sorted(tuple(map(repr, r)) for r in rows)
     return out
 
 
