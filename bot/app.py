@@ -70,7 +70,7 @@ class Bot:
                                     role=sender.role if sender else None)
                 ctx = Context(session, incoming, sender, now, self.services)
                 cmd.handler(ctx, args)
-                if cmd.mutates and incoming.msg_id:
+                if (cmd.mutates or ctx.sent) and incoming.msg_id:
                     session.add(ProcessedMessage(msg_id=incoming.msg_id, at=now))
                     session.flush()
                 return ctx.replies

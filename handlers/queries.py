@@ -55,8 +55,8 @@ def ledger_rows(ctx: Context, tasks: list[Task]) -> list[dict]:
     return rows
 
 
-@command("台账", roles=EVERYONE, aliases=("ledger",), mutates=False, summary="查看在办事项台账，可按单位、颜色、逾期筛选",
-         usage="台账 [单位] [蓝/黄/红] [逾期]", example="台账 县住建局 红")
+@command("台账", roles=EVERYONE, aliases=("ledger",), mutates=False, summary="查看在办事项台账，可按单位、颜色、逾期筛选，或导出Excel",
+         usage="台账 [单位] [蓝/黄/红] [逾期]｜台账 导出", example="台账 县住建局 红")
 def ledger(ctx: Context, args: str) -> None:
     if split_first(args)[0] == "导出":
         from handlers.reports import export_ledger  # here, not on top: handlers.reports builds on this module

@@ -55,6 +55,7 @@ class Context:
     now: datetime
     services: Services
     replies: list[Reply] = field(default_factory=list)
+    sent: bool = False  # something was queued for delivery
 
     @property
     def rules(self):
@@ -67,11 +68,15 @@ class Context:
     def notify_user(self, user_id: str | None, template: str, *, task_id: int | None = None,
                     actions: tuple[Action, ...] = (), **data: object) -> None:
         """A direct message, through the outbox so it survives a crash. People act at any hour."""
-        if not user_id:
-            return
-        reply = render(template, actions=actions, now=self.now, **data)
+        if user_id:
+            self.send(user_id, render(template, actions=actions, now=self.now, **data), task_id=task_id)
+
+    def send(self, user_id: str, reply: Reply, *, task_id: int | None = None) -> None:
+        """Queue `reply` as a direct message. Even a query that sends something (台账 导出) is then
+        recorded as processed, so a redelivered message does not send it twice."""
         enqueue(self.session, reply, target="user", recipient=user_id, deliver_after=self.now, now=self.now,
                 task_id=task_id)
+        self.sent = True
 
     def audit(self, action: str, task_id: int | None = None, **detail: object) -> None:
         actor = self.sender.user_id if self.sender else self.incoming.sender_id

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from bot.outbox import enqueue
 from bot.render import render
 from handlers.queries import LEDGER_LIMIT, ledger_rows
 from handlers.registry import Context, command
@@ -36,4 +35,4 @@ def export_ledger(ctx: Context) -> None:
                    overdue_only=False, limit=LEDGER_LIMIT, now=ctx.now)
     reply = replace(reply, file_path=str(out))
     ctx.replies.append(reply)
-    enqueue(ctx.session, reply, target="user", recipient=ctx.sender.user_id, deliver_after=ctx.now, now=ctx.now)
+    ctx.send(ctx.sender.user_id, reply)

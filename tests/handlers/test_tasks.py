@@ -249,3 +249,14 @@ def test_outbox_rows_are_written_with_the_change(sim):
     with Session(sim.engine) as s:
         rows = s.exec(select(Outbox)).all()
     assert {r.recipient for r in rows} == {HEAD, LIAISON} and all(r.status == "sent" for r in rows)
+
+
+def test_a_redelivered_ledger_export_is_sent_once(sim):
+    from bot.channel import Incoming
+
+    assign(sim)
+    message = Incoming(msg_id="export-1", sender_id=OFFICE, text="台账 导出")
+    assert sim.bot.handle_sync(message)[0].file_path.endswith(".xlsx")
+    assert sim.bot.handle_sync(message) == []
+    with Session(sim.engine) as s:
+        assert len([r for r in s.exec(select(Outbox)) if r.file_path]) == 1
