@@ -9,7 +9,7 @@ from handlers.deadlines import DeadlineError, parse_deadline
 from handlers.parsing import require_task, split_first
 from handlers.permissions import APPROVER_FOR, colour, require_approver, require_own_unit
 from handlers.registry import APPROVERS, UNIT_STAFF, Context, UserError, command
-from handlers.tasks import require_open, settle
+from handlers.tasks import open_task, require_open, settle
 from storage import queries
 from storage.models import ExtensionRequest, ExtensionStatus, Task, TaskStatus, Unit
 
@@ -22,9 +22,7 @@ def pending_request(ctx: Context, task: Task) -> ExtensionRequest | None:
 @command("延期", roles=UNIT_STAFF, aliases=("extend",), summary="期限内申请延期，须写明新期限和理由",
          usage="延期 事项编号 新期限 理由", example="延期 DB-2026-0042 12月20日 乡镇管网图纸未移交，需补测")
 def request_extension(ctx: Context, args: str) -> None:
-    task, rest = require_task(ctx.session, args, "延期")
-    require_own_unit(ctx, task)
-    require_open(task)
+    task, rest = open_task(ctx, args, "延期", require_own_unit)
     if ctx.now >= task.deadline:  # 第八条: 应在规定完成时限内 … 申请延期
         raise UserError("extension_late", code=task.code, deadline=task.deadline)
     if pending_request(ctx, task):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from datetime import datetime
 
 from sqlalchemy import text
@@ -31,6 +32,21 @@ def require_open(task: Task) -> None:
 def settle(ctx: Context, task: Task) -> None:
     """Re-plan the task's reminders now that it changed (voids drafts of a closed task at once)."""
     ctx.services.escalation.settle(ctx.session, task, ctx.now)
+
+
+def changed(ctx: Context, task: Task, action: str, **detail: object) -> None:
+    """Record a change to `task`: re-plan its reminders and add the audit event."""
+    ctx.session.add(task)
+    settle(ctx, task)
+    ctx.audit(action, task.id, **detail)
+
+
+def open_task(ctx: Context, args: str, word: str, allowed: Callable[[Context, Task], None]) -> tuple[Task, str]:
+    """The open task named first in `args` that the sender may act on, and the rest of the text."""
+    task, rest = require_task(ctx.session, args, word)
+    allowed(ctx, task)
+    require_open(task)
+    return task, rest
 
 
 def next_code(ctx: Context) -> str:
@@ -145,24 +161,18 @@ def assign(ctx: Context, args: str) -> None:
 @command("签收", roles=UNIT_STAFF, aliases=("ack",), summary="签收交办给本单位的事项",
          usage="签收 事项编号", example="签收 DB-2026-0042")
 def acknowledge(ctx: Context, args: str) -> None:
-    task, _ = require_task(ctx.session, args, "签收")
-    require_own_unit(ctx, task)
-    require_open(task)
+    task, _ = open_task(ctx, args, "签收", require_own_unit)
     if task.acknowledged_at is not None:
         raise UserError("already_acknowledged", code=task.code, at=task.acknowledged_at)
     task.acknowledged_at, task.status = ctx.now, TaskStatus.IN_PROGRESS
-    ctx.session.add(task)
-    settle(ctx, task)
-    ctx.audit("acknowledged", task.id)
+    changed(ctx, task, "acknowledged")
     ctx.reply("task_acknowledged", task=task)
 
 
 @command("进展", roles=UNIT_STAFF, aliases=("progress",), summary="报送办理进展，可带百分比",
          usage="进展 事项编号 进展情况 [百分比]", example="进展 DB-2026-0042 已完成城区排查，乡镇部分进行中 60%")
 def progress(ctx: Context, args: str) -> None:
-    task, rest = require_task(ctx.session, args, "进展")
-    require_own_unit(ctx, task)
-    require_open(task)
+    task, rest = open_task(ctx, args, "进展", require_own_unit)
     note, percent = take_percent(rest)
     if not note:
         raise UserError("progress_no_text", code=task.code)
@@ -172,18 +182,14 @@ def progress(ctx: Context, args: str) -> None:
         task.acknowledged_at, task.status = ctx.now, TaskStatus.IN_PROGRESS
     task.last_progress_at = ctx.now
     task.progress_percent = percent if percent is not None else task.progress_percent
-    ctx.session.add(task)
-    settle(ctx, task)
-    ctx.audit("progress", task.id, text=note, percent=percent)
+    changed(ctx, task, "progress", text=note, percent=percent)
     ctx.reply("task_progress", task=task, note=note, percent=percent)
 
 
 @command("办结", roles=UNIT_STAFF, aliases=("done",), summary="报告事项已办结，等待销号",
          usage="办结 事项编号 办理结果", example="办结 DB-2026-0042 排查完毕，整改清单已报县政府办")
 def report_done(ctx: Context, args: str) -> None:
-    task, summary = require_task(ctx.session, args, "办结")
-    require_own_unit(ctx, task)
-    require_open(task)
+    task, summary = open_task(ctx, args, "办结", require_own_unit)
     if task.status is TaskStatus.REPORTED_DONE:
         raise UserError("already_reported_done", code=task.code)
     if not summary:
@@ -193,9 +199,7 @@ def report_done(ctx: Context, args: str) -> None:
     task.status, task.reported_done_at, task.last_progress_at = TaskStatus.REPORTED_DONE, ctx.now, ctx.now
     task.acknowledged_at = task.acknowledged_at or ctx.now
     task.progress_percent = 100
-    ctx.session.add(task)
-    settle(ctx, task)
-    ctx.audit("reported_done", task.id, summary=summary)
+    changed(ctx, task, "reported_done", summary=summary)
     unit = ctx.session.get(Unit, task.lead_unit_id)
     actions = (Action("销号", f"销号 {task.code}"), Action("退回", f"退回 {task.code} "))
     for user_id in dict.fromkeys([task.assigner_id, *(p.user_id for p in queries.people_with_role(
@@ -209,15 +213,11 @@ def report_done(ctx: Context, args: str) -> None:
 @command("销号", roles=ASSIGNERS, aliases=("close",), summary="核实办结后销号，停止督办",
          usage="销号 事项编号", example="销号 DB-2026-0042")
 def close(ctx: Context, args: str) -> None:
-    task, _ = require_task(ctx.session, args, "销号")
-    require_assigner_or_office(ctx, task)
-    require_open(task)
+    task, _ = open_task(ctx, args, "销号", require_assigner_or_office)
     if task.status is not TaskStatus.REPORTED_DONE:
         raise UserError("close_not_done", code=task.code)
     task.status, task.closed_at, task.next_check_at = TaskStatus.CLOSED, ctx.now, None
-    ctx.session.add(task)
-    settle(ctx, task)
-    ctx.audit("closed", task.id)
+    changed(ctx, task, "closed")
     unit = ctx.session.get(Unit, task.lead_unit_id)
     ctx.notify_user(unit.head_user_id, "task_closed_dm", task_id=task.id, task=task, unit=unit)
     ctx.reply("task_closed", task=task, unit=unit)
@@ -226,17 +226,13 @@ def close(ctx: Context, args: str) -> None:
 @command("退回", roles=ASSIGNERS, aliases=("reject",), summary="办结不达标，退回重办（期限不变）",
          usage="退回 事项编号 理由", example="退回 DB-2026-0042 整改清单缺少乡镇部分")
 def send_back(ctx: Context, args: str) -> None:
-    task, reason = require_task(ctx.session, args, "退回")
-    require_assigner_or_office(ctx, task)
-    require_open(task)
+    task, reason = open_task(ctx, args, "退回", require_assigner_or_office)
     if task.status is not TaskStatus.REPORTED_DONE:
         raise UserError("send_back_not_done", code=task.code)
     if not reason:
         raise UserError("reason_required", command="退回", code=task.code)
     task.status, task.reported_done_at = TaskStatus.IN_PROGRESS, None
-    ctx.session.add(task)
-    settle(ctx, task)
-    ctx.audit("sent_back", task.id, reason=reason)
+    changed(ctx, task, "sent_back", reason=reason)
     unit = ctx.session.get(Unit, task.lead_unit_id)
     ctx.notify_user(unit.head_user_id, "task_sent_back_dm", task_id=task.id, actions=task_actions(task),
                     task=task, reason=reason)
@@ -246,13 +242,9 @@ def send_back(ctx: Context, args: str) -> None:
 @command("撤销", roles=ASSIGNERS, aliases=("cancel",), summary="撤销自己交办的事项（不计分）",
          usage="撤销 事项编号 [理由]", example="撤销 DB-2026-0042 已并入全县安全生产大检查")
 def cancel(ctx: Context, args: str) -> None:
-    task, reason = require_task(ctx.session, args, "撤销")
-    require_assigner(ctx, task)
-    require_open(task)
+    task, reason = open_task(ctx, args, "撤销", require_assigner)
     task.status, task.closed_at, task.next_check_at = TaskStatus.CANCELLED, ctx.now, None
-    ctx.session.add(task)
-    settle(ctx, task)
-    ctx.audit("cancelled", task.id, reason=reason)
+    changed(ctx, task, "cancelled", reason=reason)
     unit = ctx.session.get(Unit, task.lead_unit_id)
     ctx.notify_user(unit.head_user_id, "task_cancelled_dm", task_id=task.id, task=task, reason=reason)
     ctx.reply("task_cancelled", task=task, unit=unit)
