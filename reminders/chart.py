@@ -16,6 +16,7 @@ import matplotlib
 import pylopdf_fonts_zh_cn
 from matplotlib import font_manager
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 # (colour, legend label, bar colour): the same colours the notices use
 STACK = (("blue", "蓝色督办单", "#1677FF"), ("yellow", "黄色督办单", "#FAAD14"), ("red", "红色督办单", "#CF1322"))
@@ -59,6 +60,7 @@ def score_chart(bars: Sequence[Bar], title: str, out_path: Path) -> Path:
         ax.set_yticks(rows, [b.label for b in bars])
         ax.set_xlim(lowest - span * 0.18 - 0.5, span * 0.04)
         ax.axvline(0, color="#595959", linewidth=0.8)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # scores are whole points
         ax.set_xlabel("督办扣分")
         fig.suptitle(title, fontsize=14)
         fig.legend(loc="outside lower center", frameon=False, ncols=3)
