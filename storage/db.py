@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import event, inspect, text
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel, create_engine
 
 from storage import models  # noqa: F401  (registers the tables)
@@ -39,8 +42,34 @@ def make_engine(url: str) -> Engine:
     return engine
 
 
+MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+FIRST_REVISION = "0001"
+
+
+def alembic_config(connection: Connection) -> Config:
+    """Alembic set up in code (no alembic.ini), to migrate `connection` in its current transaction."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    config.attributes["connection"] = connection
+    return config
+
+
 def create_schema(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+    """Bring the database to the current schema: an old one is upgraded, a new one created."""
+    with engine.begin() as conn:
+        if is_postgres(engine):  # instances starting together on one database migrate one at a time
+            conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('duban schema'))"))
+        config = alembic_config(conn)
+        tables = set(inspect(conn).get_table_names())
+        if not tables - {"alembic_version"}:  # a version table alone holds no data (drop_all keeps it)
+            # create_all is much faster than replaying every revision (tests make many databases)
+            SQLModel.metadata.create_all(conn)
+            command.stamp(config, "head")
+            return
+        if "alembic_version" not in tables:
+            # made by create_all before migrations existed: that schema is the first revision
+            command.stamp(config, FIRST_REVISION)
+        command.upgrade(config, "head")
 
 
 @contextmanager

@@ -1,0 +1,170 @@
+"""How long `reconcile(now)` takes on 100,000 open tasks: with nothing due, and with 1,000 due at once.
+
+    python bench/reconcile.py [--tasks 100000] [--due 1000] [--rounds 3]
+
+Runs on SQLite (a file in a fresh temporary directory) and, if reachable, on PostgreSQL
+($DUBAN_TEST_POSTGRES, default postgresql://postgres@127.0.0.1:5432/test: a database of its own is
+created there and dropped afterwards). Prints one table; a benchmark, not a pass/fail test.
+
+The tasks are what the policy would leave behind: acknowledged, deadlines spread over the next six
+weeks, and `next_check_at` the policy's own answer (the 临期提醒, 09:00 the working day before D).
+"Due" means 1,000 of them reach their deadline at the same moment: each gets its 蓝色督办单, score
+event, outbox rows and audit event, one transaction per task, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from pathlib import Path
+
+import psycopg
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from bot.app import Bot
+from bot.clock import FakeClock, shanghai
+from bot.settings import Rules, Settings
+from bot.simulation import ROSTER
+from reminders.calendar import WorkCalendar
+from reminders.engine import Escalation
+from reminders.policy import Policy, TaskState
+from storage.db import create_schema, make_engine
+from storage.models import Notice, NoticeKind, NoticeStatus, Task, TaskStatus, Unit
+
+NOW = shanghai(2026, 11, 23, 10, 0)  # a Monday morning
+PG_ADMIN = os.environ.get("DUBAN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
+CHUNK = 5_000  # rows per INSERT batch
+
+
+def fill(engine: Engine, tasks: int, now: datetime, rng: random.Random) -> None:
+    """The example roster and `tasks` open tasks, bulk-inserted (no handler runs: that is not timed)."""
+    create_schema(engine)
+    settings = Settings()
+    calendar = WorkCalendar()
+    Bot(engine, settings, FakeClock(now), calendar).load_roster(ROSTER)
+    with Session(engine) as s:
+        units = list(s.exec(select(Unit.id)))
+    policy = Policy(calendar, settings.rules)
+    # Acknowledged and with no notices yet, a task's next look depends on its deadline alone (the
+    # 临期提醒 at 09:00 the working day before): one policy answer per deadline serves every task.
+    deadlines, next_check = {}, {}
+    for workdays in range(2, 31):
+        deadline = datetime.combine(calendar.add_workdays(now.date(), workdays), settings.rules.due_time,
+                                    tzinfo=now.tzinfo)
+        plan = policy.evaluate(TaskState(status=TaskStatus.IN_PROGRESS, assigned_at=now, deadline=deadline,
+                                         cycle=0, cycle_started_at=now, acknowledged=True), [], now)
+        assert not plan.due, plan  # the timed "nothing due" run must find nothing
+        deadlines[workdays], next_check[workdays] = deadline, plan.next_check_at
+    rows = []
+    for i in range(tasks):
+        assigned = now - timedelta(minutes=rng.randrange(14 * 24 * 60))
+        workdays = rng.randint(2, 30)
+        rows.append({
+            "code": f"DB-2026-{i + 1:06d}", "title": f"第{i + 1}项重点工作", "lead_unit_id": rng.choice(units),
+            "co_unit_ids": [], "category": "其他", "urgent": False, "assigner_id": "u_xianzhang",
+            "conversation_id": "cid_leaders", "assigned_at": assigned, "original_deadline": deadlines[workdays],
+            "deadline": deadlines[workdays], "deadline_is_estimate": False, "cycle": 0, "cycle_started_at": assigned,
+            "status": TaskStatus.IN_PROGRESS, "acknowledged_at": assigned + timedelta(hours=1),
+            "next_check_at": next_check[workdays],
+        })
+    with engine.begin() as conn:
+        for start in range(0, len(rows), CHUNK):
+            conn.execute(Task.__table__.insert(), rows[start:start + CHUNK])
+
+
+def make_due(engine: Engine, count: int, now: datetime, rng: random.Random, taken: set[int]) -> None:
+    """`count` tasks not used before reach their deadline now (their 临期提醒 already went out)."""
+    with Session(engine) as s:
+        ids = [i for i in s.exec(select(Task.id)) if i not in taken]
+    chosen = rng.sample(ids, count)
+    taken.update(chosen)
+    deadline = now - timedelta(minutes=30)
+    with engine.begin() as conn:
+        conn.execute(update(Task).where(Task.id.in_(chosen)).values(deadline=deadline, next_check_at=deadline))
+        conn.execute(Notice.__table__.insert(), [{
+            "code": f"T{task_id}-C1", "task_id": task_id, "kind": NoticeKind.COURTESY, "seq": 1, "cycle": 0,
+            "status": NoticeStatus.ISSUED, "due_at": deadline - timedelta(days=1), "hold_reason": "",
+            "created_at": deadline - timedelta(days=1), "issued_at": deadline - timedelta(days=1),
+            "deadline_at_issue": deadline,
+        } for task_id in chosen])
+
+
+def timed(func: Callable[[], int]) -> tuple[float, int]:
+    start = time.perf_counter()
+    result = func()
+    return time.perf_counter() - start, result
+
+
+def bench(backend: str, engine: Engine, tasks: int, due: int, rounds: int) -> list[tuple]:
+    rng = random.Random(42)
+    start = time.perf_counter()
+    fill(engine, tasks, NOW, rng)
+    print(f"[{backend}] {tasks:,} tasks inserted in {time.perf_counter() - start:.1f} s", flush=True)
+    escalation = Escalation(WorkCalendar(), Rules())
+    idle = [timed(lambda: escalation.reconcile(engine, NOW)) for _ in range(5)]
+    assert all(created == 0 for _, created in idle)
+    busy, taken = [], set()
+    for _ in range(rounds):
+        make_due(engine, due, NOW, rng, taken)
+        busy.append(timed(lambda: escalation.reconcile(engine, NOW)))
+        assert busy[-1][1] == due, busy[-1]  # one blue each
+    per_task = statistics.median(t for t, _ in busy) / due * 1000
+    return [
+        (backend, f"{tasks:,}", "nothing due", f"{statistics.median(t for t, _ in idle) * 1000:.1f} ms", 0, ""),
+        (backend, f"{tasks:,}", f"{due:,} due", f"{statistics.median(t for t, _ in busy):.2f} s", due,
+         f"{per_task:.2f} ms"),
+    ]
+
+
+@contextmanager
+def postgres() -> Iterator[str | None]:
+    name = f"duban_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+    except psycopg.OperationalError as exc:
+        print(f"PostgreSQL not reachable at {PG_ADMIN}: {exc}")
+        yield None
+        return
+    try:
+        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--due", type=int, default=1_000)
+    parser.add_argument("--rounds", type=int, default=3, help="due rounds (each with fresh tasks); median shown")
+    args = parser.parse_args()
+    results = []
+    with tempfile.TemporaryDirectory(prefix="duban-bench-") as folder:
+        engine = make_engine(f"sqlite:///{Path(folder) / 'bench.db'}")
+        results += bench("SQLite", engine, args.tasks, args.due, args.rounds)
+        engine.dispose()
+    with postgres() as url:
+        if url:
+            engine = make_engine(url)
+            results += bench("PostgreSQL", engine, args.tasks, args.due, args.rounds)
+            engine.dispose()
+    header = ("backend", "open tasks", "case", "reconcile(now)", "notices", "per due task")
+    widths = [max(len(str(r[i])) for r in [header, *results]) for i in range(len(header))]
+    print()
+    for row in [header, ["-" * w for w in widths], *results]:
+        print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main()

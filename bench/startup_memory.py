@@ -1,0 +1,155 @@
+"""Start-up time and memory of the bot on a 100,000-task database, against one APScheduler job per reminder.
+
+    python bench/startup_memory.py [--tasks 100000] [--jobs-per-task 4]
+
+Builds a SQLite database like bench/reconcile.py does (open tasks, the policy's `next_check_at`),
+then measures each side in a fresh process, so neither sees the other's memory:
+
+- the bot: create_schema (an upgrade check), the roster, the scheduler started, and its first
+  wake-up (reconcile with nothing due, then the date job planned at the earliest next_check_at);
+- the design we chose against: the same tasks held as APScheduler date jobs in a MemoryJobStore,
+  one per reminder (临期提醒, 蓝, 黄, 红: 4 a task), as a job-per-reminder bot would keep them.
+
+Memory is the resident set (VmRSS in /proc/self/status, so Linux only) before and after, and its
+peak (VmHWM). A benchmark that prints figures, not a pass/fail test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from reconcile import NOW, fill  # bench/reconcile.py: this folder is on sys.path when run as a script
+
+from storage.db import make_engine
+
+REMINDERS = ("courtesy", "blue", "yellow", "red")
+
+
+def status_mib(field: str) -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError(f"no {field} in /proc/self/status")
+
+
+def rss_mib() -> float:
+    return status_mib("VmRSS")
+
+
+def peak_mib() -> float:
+    # not getrusage's ru_maxrss: Linux carries it over exec, so a child would report its parent's peak
+    return status_mib("VmHWM")
+
+
+def remind(task_id: int, kind: str) -> None:
+    """What a job-per-reminder design would run; never runs here (the scheduler stays paused)."""
+
+
+def child_bot(url: str) -> dict[str, float]:
+    from bot.app import Bot
+    from bot.clock import FakeClock
+    from bot.settings import Settings
+    from bot.simulation import ROSTER
+    from reminders.calendar import WorkCalendar
+    from reminders.scheduler import Waker
+    from storage.db import create_schema
+
+    before = rss_mib()
+
+    async def start() -> tuple[float, float]:
+        begin = time.perf_counter()
+        engine = make_engine(url)
+        create_schema(engine)
+        bot = Bot(engine, Settings(database_url=url), FakeClock(NOW), WorkCalendar())
+        bot.load_roster(ROSTER)
+        waker = Waker(engine, bot.tick)
+        waker.start()
+        started = time.perf_counter()
+        await waker.wake()
+        woken = time.perf_counter()
+        waker.shutdown()
+        return started - begin, woken - started
+
+    startup, wake = asyncio.run(start())
+    return {"startup_s": startup, "wake_s": wake, "rss_before": before, "rss_after": rss_mib(),
+            "peak": peak_mib()}
+
+
+def child_jobs(tasks: int, per_task: int) -> dict[str, float]:
+    from apscheduler.jobstores.memory import MemoryJobStore
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    from bot.clock import SHANGHAI
+
+    first = datetime.now(SHANGHAI) + timedelta(days=1)
+    count = tasks * per_task
+    step = timedelta(weeks=6) / count  # spread over six weeks, created in run-date order: MemoryJobStore
+    # keeps a sorted list, and appending keeps the build linear; the memory held is the same in any order
+    before = rss_mib()
+    scheduler = BackgroundScheduler(jobstores={"default": MemoryJobStore()}, timezone=SHANGHAI)
+    scheduler.start(paused=True)
+    begin = time.perf_counter()
+    for i in range(count):
+        task_id, kind = divmod(i, per_task)
+        scheduler.add_job(remind, "date", run_date=first + i * step, args=(task_id, REMINDERS[kind % len(REMINDERS)]),
+                          id=f"{task_id}:{kind}", misfire_grace_time=None)
+    built = time.perf_counter() - begin
+    after = rss_mib()
+    jobs = len(scheduler.get_jobs())
+    scheduler.shutdown(wait=False)
+    return {"jobs": jobs, "build_s": built, "rss_before": before, "rss_after": after, "peak": peak_mib()}
+
+
+def run_child(*args: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--jobs-per-task", type=int, default=len(REMINDERS))
+    parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        kind, *rest = args.child
+        result = child_bot(rest[0]) if kind == "bot" else child_jobs(int(rest[0]), int(rest[1]))
+        print(json.dumps(result))
+        return
+
+    with tempfile.TemporaryDirectory(prefix="duban-bench-") as folder:
+        url = f"sqlite:///{Path(folder) / 'bench.db'}"
+        engine = make_engine(url)
+        fill(engine, args.tasks, NOW, random.Random(42))
+        engine.dispose()
+        size = sum(f.stat().st_size for f in Path(folder).iterdir()) / 2**20
+        bot = run_child("bot", url)
+    jobs = run_child("jobs", str(args.tasks), str(args.jobs_per_task))
+
+    rows = [
+        ("the bot (database holds the schedule)", f"{args.tasks:,} tasks, {size:.0f} MiB SQLite",
+         f"start {bot['startup_s']:.2f} s + first wake {bot['wake_s'] * 1000:.0f} ms",
+         f"{bot['rss_before']:.0f} → {bot['rss_after']:.0f}", f"{bot['rss_after'] - bot['rss_before']:+.1f}",
+         f"{bot['peak']:.0f}"),
+        ("APScheduler job per reminder", f"{jobs['jobs']:,.0f} jobs in a MemoryJobStore",
+         f"build {jobs['build_s']:.1f} s",
+         f"{jobs['rss_before']:.0f} → {jobs['rss_after']:.0f}", f"{jobs['rss_after'] - jobs['rss_before']:+.1f}",
+         f"{jobs['peak']:.0f}"),
+    ]
+    header = ("design", "what is held", "time", "RSS MiB", "Δ RSS MiB", "peak MiB")
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    for row in [header, tuple("-" * w for w in widths), *rows]:
+        print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+
+
+if __name__ == "__main__":
+    main()
