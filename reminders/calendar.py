@@ -32,6 +32,7 @@ class WorkCalendar:
         if self._holidays & self._workdays:
             raise CalendarError(f"同一天既是休息日又是工作日：{sorted(self._holidays & self._workdays)[0]}")
         self._covered = frozenset(covered_years or ())
+        self._known: dict[date, bool] = {}  # chinese_calendar scans its whole table on each call
 
     @classmethod
     def from_file(cls, path: Path | None) -> WorkCalendar:
@@ -52,6 +53,12 @@ class WorkCalendar:
         return cls(dates("holidays"), dates("workdays"), set(data.get("years") or []))
 
     def is_workday(self, day: date) -> bool:
+        known = self._known.get(day)
+        if known is None:
+            known = self._known[day] = self._look_up(day)
+        return known
+
+    def _look_up(self, day: date) -> bool:
         if day in self._workdays:
             return True
         if day in self._holidays:
