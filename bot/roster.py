@@ -102,7 +102,8 @@ def load_roster(path: Path) -> Roster:
 
 
 def apply_roster(session: Session, roster: Roster) -> None:
-    """Upsert the roster. People and units no longer listed stay (their tasks keep their history)."""
+    """Upsert the roster. Units no longer listed stay (their tasks keep their history); unit staff no
+    longer listed lose their standing at once — a replaced head must not go on acting for the unit."""
     for entry in roster.officials:
         _upsert_person(session, entry, LEADER_ROLES[entry.role], None)
     for entry in roster.units:
@@ -114,6 +115,11 @@ def apply_roster(session: Session, roster: Roster) -> None:
         _upsert_person(session, entry.head, Role.UNIT_HEAD, unit.id)
         for liaison in entry.liaisons:
             _upsert_person(session, liaison, Role.LIAISON, unit.id)
+    listed = {p.id for p in roster.officials} | {u.head.id for u in roster.units} | {
+        li.id for u in roster.units for li in u.liaisons}
+    for gone in session.exec(select(Person).where(Person.role.in_((Role.UNIT_HEAD, Role.LIAISON)))):
+        if gone.user_id not in listed:
+            session.delete(gone)  # history keeps their userId; they are now strangers to the bot
     for entry in roster.groups:
         group = session.get(ChatGroup, entry.key) or ChatGroup(key=entry.key, name=entry.name,
                                                                conversation_id=entry.conversation_id)

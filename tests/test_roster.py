@@ -37,3 +37,19 @@ def test_mistakes_are_reported_clearly(tmp_path, change, message):
         load_roster(path)
     result = CliRunner().invoke(app, ["roster", "check", str(path)])
     assert result.exit_code == 1
+
+
+def test_a_replaced_unit_head_can_no_longer_act_for_the_unit(tmp_path):
+    from bot.clock import shanghai
+    from bot.simulation import Simulation
+
+    sim = Simulation(f"sqlite:///{tmp_path}/r.db", shanghai(2026, 11, 23, 9, 30))
+    sim.say("u_xianzhang", "交办 县住建局 燃气管道隐患排查", group="cid_leaders")
+    path = tmp_path / "roster.yaml"
+    path.write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+        "head: {id: u_zhujian, name: 王建华, title: 局长}", "head: {id: u_zhujian2, name: 张新, title: 局长}"),
+        encoding="utf-8")
+    sim.bot.load_roster(path)
+    assert sim.say("u_zhujian", "签收 DB-2026-0001")[0].title == "未登记"
+    assert sim.say("u_zhujian2", "签收 DB-2026-0001")[0].title.startswith("已签收")
+    sim.engine.dispose()
