@@ -335,7 +335,7 @@ async def deliver_due(
     pacer: SendPacer | None = None,
     policy: RetryPolicy | None = None,
     rng: random.Random | None = None,
-    concurrency: int = 8,
+    concurrency: int = 1,
 ) -> int:
     """Send everything due at `now`; returns how many messages (calls) went out."""
     # database work runs in threads: a SQLite writer waiting on its lock must not stall the stream
@@ -356,6 +356,8 @@ async def deliver_due(
 
 async def _send_one(state: _Round, message: OutgoingMessage) -> None:
     lanes = {(message.target, r) for r in message.recipients}
+    # The slot is held until the outcome is recorded: only `concurrency` sends (one by default) can
+    # ever sit between DingTalk's 200 and our commit, so a crash duplicates at most that many.
     async with state.slots:
         if lanes & state.failed_lanes or asyncio.get_running_loop().time() > state.deadline:
             # an earlier message to one of these recipients failed in this round (or time is up):
@@ -372,14 +374,14 @@ async def _send_one(state: _Round, message: OutgoingMessage) -> None:
         except Exception as exc:  # a transport bug must not stop the sender loop; retry as transient
             log.exception("outbox transport failed on rows=%s", message.outbox_ids)
             failures = dict.fromkeys(message.recipients, SendError(repr(exc), transient=True))
-    delivered = [i for i in message.outbox_ids if state.rows[i].recipient not in failures]
-    if delivered:
-        await asyncio.to_thread(_mark_sent, state, delivered)
-        state.sent += 1
-    for recipient, exc in failures.items():
-        ids = [i for i in message.outbox_ids if state.rows[i].recipient == recipient]
-        state.failed_lanes.add((message.target, recipient))
-        await asyncio.to_thread(_mark_failed, state, ids, exc)
+        delivered = [i for i in message.outbox_ids if state.rows[i].recipient not in failures]
+        if delivered:
+            await asyncio.to_thread(_mark_sent, state, delivered)
+            state.sent += 1
+        for recipient, exc in failures.items():
+            ids = [i for i in message.outbox_ids if state.rows[i].recipient == recipient]
+            state.failed_lanes.add((message.target, recipient))
+            await asyncio.to_thread(_mark_failed, state, ids, exc)
 
 
 def _mine(state: _Round, ids: Sequence[int]) -> ColumnElement[bool]:

@@ -99,9 +99,11 @@ class Service:
     """Everything `duban run` runs, startable and stoppable (tests drive it against the emulator)."""
 
     def __init__(self, settings: Settings, dingtalk: DingTalkSettings, options: RunSettings,
-                 clock: Clock | None = None) -> None:
+                 clock: Clock | None = None, pacer: SendPacer | None = None) -> None:
         self.settings, self.dingtalk, self.options = settings, dingtalk, options
         self.clock = clock or SystemClock()
+        # paces on the wall clock: a test running simulated days in seconds brings its own
+        self.pacer = pacer or SendPacer(dingtalk.rate_per_second)
         self.worker = f"{socket.gethostname()}-{os.getpid()}"
         self.engine: Engine = make_engine(settings.database_url)
         self.bot = Bot(self.engine, settings, self.clock, WorkCalendar.from_file(settings.calendar_overrides))
@@ -120,10 +122,9 @@ class Service:
     async def start(self) -> None:
         create_schema(self.engine)
         self.bot.load_roster(self.settings.roster_file)
-        pacer = SendPacer(self.dingtalk.rate_per_second)
         self._tasks["stream"] = asyncio.create_task(self.stream.start())
         self._tasks["sender"] = asyncio.create_task(run_sender(
-            self.engine, self.transport, self.clock, self.worker, self._stop_sending, pacer=pacer, wake=self._wake))
+            self.engine, self.transport, self.clock, self.worker, self._stop_sending, pacer=self.pacer, wake=self._wake))
         self.waker.start()
         # bulletins: a daily 09:00 look (each report knows whether it is due and goes out once per
         # period), and one look now, so a report due while the bot was down still goes out

@@ -513,7 +513,8 @@ def issue_monthly(session: Session, now: datetime, settings: Settings, calendar:
     bulletin = build_monthly(session, now, settings.rules)
     reply = render("report_monthly", report=bulletin, rules=settings.rules)
     _to_group(session, "all_units", reply, now)
-    chart = _to_group(session, "all_units", reply, now)  # the same title: the transport sends the image
+    # the chart travels as an image of its own, with no text: the bulletin's words went out above
+    chart = _to_group(session, "all_units", Reply(title=reply.title, text=""), now)
     if chart is not None:
         chart.image_path = str(monthly_chart(bulletin, settings.reports_dir).resolve())
     if first_time:

@@ -4,8 +4,9 @@ host (api.dingtalk.com), the old oapi host and the session webhooks, with their 
 It records every request and every delivered message, and injects faults on demand: 5xx, 429 with
 Retry-After, DingTalk's throttling codes, answers slower than the client waits, connections
 dropped without an answer, a per-second rate limit, `disconnect` frames, dropped websockets and
-redelivered frames. Wire formats follow open-dingtalk/developerpedia docs/learn/stream/protocol.md,
-the SDK's frames.py and chatbot.py, and the Open Platform pages for each API.
+redelivered frames; and it holds sends mid-call, to accept them or not (for kill tests). Wire
+formats follow open-dingtalk/developerpedia docs/learn/stream/protocol.md, the SDK's frames.py and
+chatbot.py, and the Open Platform pages for each API.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import random
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -72,6 +73,15 @@ class Delivery:
 
 
 @dataclass
+class HeldSend:
+    """A send the emulator holds (see Emulator.hold_sends): arrived, but not accepted yet."""
+
+    path: str
+    decision: asyncio.Future[bool]  # True: accept and answer it; False: refuse it (503), unaccepted
+    answered: asyncio.Event = field(default_factory=asyncio.Event)  # its 200 went out
+
+
+@dataclass
 class Department:
     dept_id: int
     name: str
@@ -113,6 +123,8 @@ class Emulator:
         self._send_times: deque[float] = deque()
         self._background: set[asyncio.Task[None]] = set()
         self._runner: web.AppRunner | None = None
+        self.held: list[HeldSend] = []
+        self._holding: frozenset[str] = frozenset()
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -164,6 +176,26 @@ class Emulator:
         """Sends above `per_second` in any one-second window get 429 (Retry-After: 1)."""
         self._rate = per_second
 
+    def hold_sends(self, paths: Collection[str] = SEND_PATHS) -> None:
+        """From now on every send to `paths` waits, unaccepted, in `held` (the test sees that it
+        arrived), until accept_held() or release_held(): DingTalk stuck mid-call, so a test can kill
+        the sender before or after DingTalk accepted a message."""
+        self._holding = frozenset(paths)
+
+    async def accept_held(self) -> None:
+        """Accept the first held send; returns once its 200 is written to the socket."""
+        held = next(h for h in self.held if not h.decision.done())
+        held.decision.set_result(True)
+        await held.answered.wait()
+
+    def release_held(self) -> None:
+        """Stop holding: every send still held is refused with 503, never accepted."""
+        self._holding = frozenset()
+        for held in self.held:
+            if not held.decision.done():
+                held.decision.set_result(False)
+        self.held.clear()
+
     def expire_tokens(self) -> None:
         self._tokens.clear()
 
@@ -193,6 +225,8 @@ class Emulator:
             raw = await request.read()  # cached too
             body = json.loads(raw) if raw else None
         self.requests.append(Request(request.method, request.path, dict(request.query), dict(request.headers), body))
+        if request.path in self._holding:
+            return await self._hold(request, handler)
         fault = self._fault_for(request.path)
         if fault is None:
             return await handler(request)
@@ -214,6 +248,19 @@ class Emulator:
         assert request.transport is not None
         request.transport.abort()  # Fault.DROP
         raise web.HTTPServiceUnavailable  # nobody hears it: the connection is gone
+
+    async def _hold(self, request: web.Request, handler: Callable) -> web.StreamResponse:
+        held = HeldSend(request.path, asyncio.get_running_loop().create_future())
+        self.held.append(held)
+        # a client that disconnects (killed) cancels this wait: the send was never accepted
+        if not await held.decision:
+            return web.json_response({"code": "ServiceUnavailable", "message": "emulated: held, refused"},
+                                     status=503)
+        response = await handler(request)
+        await response.prepare(request)  # written now, not after we return: the test knows the 200 is out
+        await response.write_eof()
+        held.answered.set()
+        return response
 
     # -- stream gateway -----------------------------------------------------------------------
 

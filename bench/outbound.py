@@ -1,0 +1,134 @@
+"""Outbound: the sustained send rate with the default pacing against a per-second limit, and how long
+a message waits between falling due and reaching DingTalk.
+
+The sender as `duban run` wires it — bot.outbox.run_sender, DingTalkTransport over httpx, the default
+SendPacer (5 calls/s: a bucket of 5 that refills at 5/s) and the wall clock — against the DingTalk
+emulator (tests/emulator), which answers 429 to any send above 10 in a one-second window: the
+tightest limit the default pacing keeps under (5 at once, then 5 a second). Two phases:
+
+1. backlog: 250 messages due at once (a morning's notices after an outage) → the sustained rate and
+   how many 429s came back (none expected);
+2. steady, 4 messages a second (80% of the pacing) for 20 s written by commands (the sender is
+   woken at once, as bot.run does), then 20 s of messages falling due by the clock (the sender
+   notices them on its next poll, every second) → due→sent latency p50 / p99 of each kind.
+
+    python -m bench.outbound [--database postgresql://…]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from datetime import datetime, timedelta
+
+from sqlmodel import Session, func, select
+
+from bot.channel import Reply
+from bot.clock import SHANGHAI, SystemClock
+from bot.dingtalk.openapi import OpenApiClient
+from bot.dingtalk.settings import DingTalkSettings
+from bot.dingtalk.transport import DingTalkTransport
+from bot.outbox import SendPacer, enqueue, run_sender
+from storage.db import create_schema, make_engine, transaction
+from storage.models import Outbox, OutboxStatus
+from tests.emulator import Delivery, Emulator
+
+LIMIT_PER_SECOND = 10
+BACKLOG = 250
+STEADY_PER_SECOND = 4
+STEADY_SECONDS = 20  # each kind
+
+
+class StampedDeliveries(list[Delivery]):
+    """The emulator's record of deliveries, with the wall-clock time each one arrived."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.at: dict[str, float] = {}
+
+    def append(self, delivery: Delivery) -> None:
+        self.at.setdefault(delivery.text, time.time())
+        super().append(delivery)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    return statistics.quantiles(values, n=100, method="inclusive")[round(fraction * 100) - 1]
+
+
+async def main(database: str | None) -> None:
+    emulator = Emulator()
+    stamps = StampedDeliveries()
+    emulator.deliveries = stamps
+    await emulator.start()
+    emulator.limit_rate(LIMIT_PER_SECOND)
+    with tempfile.TemporaryDirectory() as work:
+        url = database or f"sqlite:///{work}/outbound.db"
+        engine = make_engine(url)
+        create_schema(engine)
+        due: dict[str, tuple[str, float]] = {}  # text → (kind, when it fell due)
+
+        def add(text: str, kind: str, at: datetime) -> None:  # each to a recipient of its own: nothing folds
+            with transaction(engine) as session:
+                enqueue(session, Reply(title="通知", text=text), target="user", recipient=f"u_{len(due):04d}",
+                        deliver_after=at, now=datetime.now(SHANGHAI))
+            due[text] = (kind, at.timestamp())
+
+        def unsent() -> int:
+            with Session(engine) as session:
+                return session.exec(select(func.count()).select_from(Outbox)
+                                    .where(Outbox.status != OutboxStatus.SENT)).one()
+
+        settings = DingTalkSettings(client_id=emulator.client_id, client_secret=emulator.client_secret,
+                                    openapi_endpoint=emulator.url, oapi_endpoint=emulator.url)
+        stop, wake = asyncio.Event(), asyncio.Event()
+        async with OpenApiClient(settings) as client:
+            await client.access_token()  # not part of any message's wait
+            sender = asyncio.create_task(run_sender(engine, DingTalkTransport(client), SystemClock(), "bench", stop,
+                                                    pacer=SendPacer(), wake=wake))
+            # 1. backlog
+            now = datetime.now(SHANGHAI)
+            for n in range(BACKLOG):
+                add(f"积压 第{n:04d}条", "backlog", now)
+            wake.set()
+            while await asyncio.to_thread(unsent):
+                await asyncio.sleep(0.2)
+            arrivals = sorted(stamps.at[text] for text, (kind, _) in due.items() if kind == "backlog")
+            rate = (len(arrivals) - 1) / (arrivals[-1] - arrivals[0])
+            throttled = len(emulator.faults_injected)
+
+            # 2. steady: written by commands, then falling due by the clock
+            count, gap = STEADY_PER_SECOND * STEADY_SECONDS, 1 / STEADY_PER_SECOND
+            start = time.time()
+            for n in range(count):
+                await asyncio.sleep(max(0.0, start + n * gap - time.time()))
+                await asyncio.to_thread(add, f"命令 第{n:04d}条", "command", datetime.now(SHANGHAI))
+                wake.set()
+            start = datetime.now(SHANGHAI) + timedelta(seconds=1)
+            for n in range(count):
+                add(f"到点 第{n:04d}条", "clock", start + timedelta(seconds=n * gap))
+            while await asyncio.to_thread(unsent) or time.time() < start.timestamp() + STEADY_SECONDS:
+                await asyncio.sleep(0.2)
+            stop.set()
+            wake.set()
+            await sender
+        engine.dispose()
+    await emulator.stop()
+
+    latency = {kind: [stamps.at[text] - at for text, (k, at) in due.items() if k == kind]
+               for kind in ("command", "clock")}
+    print(f"outbound, default pacing (SendPacer(): 5/s) against an emulator limit of {LIMIT_PER_SECOND}/s, "
+          f"database {url.split(':')[0]}:\n"
+          f"  backlog of {BACKLOG}: {rate:.2f} sends/s sustained, {throttled} × 429\n"
+          f"  steady {STEADY_PER_SECOND}/s, {STEADY_SECONDS}s of each kind, due→sent latency:\n"
+          + "".join(f"    {kind:8s} p50 {percentile(values, 0.5) * 1000:6.0f} ms   p99 {percentile(values, 0.99) * 1000:6.0f} ms"
+                    f"   (n={len(values)})\n" for kind, values in latency.items())
+          + f"  429s in all: {len(emulator.faults_injected)}")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--database", help="a database URL (default: a SQLite file in a temporary directory)")
+    asyncio.run(main(parser.parse_args().database))
