@@ -74,6 +74,8 @@ def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # the SDK logs a warning for every `ping` frame it routes; our stream client logs what matters
     logging.getLogger("dingtalk_stream.client").setLevel(logging.ERROR)
+    # APScheduler logs every re-planned wake-up job at INFO: noise, since the database is the schedule
+    logging.getLogger("apscheduler").setLevel(logging.WARNING)
 
 
 def outbox_route(engine: Engine, clock: Clock, wake: asyncio.Event | None = None) -> ViaOutbox:
