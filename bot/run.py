@@ -16,7 +16,7 @@ import signal
 import socket
 import sys
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -42,9 +42,11 @@ from reminders.reports import issue_due
 from reminders.scheduler import Waker
 from storage.db import create_schema, make_engine, transaction
 from storage.models import Outbox, OutboxStatus
+from storage.queries import forget_processed
 
 log = logging.getLogger(__name__)
 
+PROCESSED_KEPT = timedelta(days=30)  # how long a msgId is remembered against redelivery
 FLUSH_SECONDS = 15.0  # the last delivery round on shutdown; systemd's TimeoutStopSec must exceed it
 STOP_STREAM_SECONDS = 15.0
 
@@ -131,9 +133,17 @@ class Service:
         # bulletins: a daily 09:00 look (each report knows whether it is due and goes out once per
         # period), and one look now, so a report due while the bot was down still goes out
         self.waker.add_cron("bulletins", self._bulletins, hour=9, minute=0)
+        self.waker.add_cron("housekeeping", self._housekeeping, hour=3, minute=0)
         await self._bulletins()
         await self._start_http()
         log.info("duban running worker=%s http=%s:%s", self.worker, self.options.http_host, self.port)
+
+    async def _housekeeping(self) -> None:
+        def forget() -> int:
+            with transaction(self.engine) as session:
+                return forget_processed(session, self.clock.now() - PROCESSED_KEPT)
+
+        log.info("forgot %d processed msgIds", await asyncio.to_thread(forget))
 
     async def _bulletins(self) -> None:
         def issue() -> int:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlalchemy import delete
 from sqlmodel import Session, select
 
-from storage.models import ChatGroup, Person, Role, Task, Unit
+from storage.models import ChatGroup, Person, ProcessedMessage, Role, Task, Unit
 
 
 def person(session: Session, user_id: str) -> Person | None:
@@ -37,3 +40,8 @@ def task_conversation(session: Session, task: Task) -> str:
         return task.conversation_id
     fallback = group(session, "all_units")
     return fallback.conversation_id if fallback else ""
+
+
+def forget_processed(session: Session, before: datetime) -> int:
+    """Drop msgIds older than `before`: DingTalk redelivers within minutes, so a month is plenty."""
+    return session.exec(delete(ProcessedMessage).where(ProcessedMessage.at < before)).rowcount
