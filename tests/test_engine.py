@@ -84,3 +84,19 @@ def test_two_sessions_reconciling_at_once_issue_each_notice_once(db_url):
     for e in engines:
         e.dispose()
     sim.engine.dispose()
+
+
+def test_processed_message_ids_are_forgotten_after_a_month(sim_any):
+    from datetime import timedelta
+
+    from storage.db import transaction
+    from storage.models import ProcessedMessage
+    from storage.queries import forget_processed
+
+    sim_any.say("u_xianzhang", "交办 县住建局 燃气管道隐患排查", group="cid_leaders")
+    sim_any.clock.advance(days=20)
+    sim_any.say("u_zhujian", "签收 DB-2026-0001")
+    with transaction(sim_any.engine) as s:
+        assert forget_processed(s, sim_any.clock.now() - timedelta(days=10)) == 1
+    with Session(sim_any.engine) as s:
+        assert len(s.exec(select(ProcessedMessage)).all()) == 1
