@@ -210,12 +210,18 @@ def report_done(ctx: Context, args: str) -> None:
 
 
 # ---- the assigner's side ------------------------------------------------------------------------
+def _reported_done(ctx: Context, args: str, word: str, not_done_error: str) -> tuple[Task, str]:
+    """A task the assigner (or the 督查室) reviews: it must have been reported done."""
+    task, rest = open_task(ctx, args, word, require_assigner_or_office)
+    if task.status is not TaskStatus.REPORTED_DONE:
+        raise UserError(not_done_error, code=task.code)
+    return task, rest
+
+
 @command("销号", roles=ASSIGNERS, aliases=("close",), summary="核实办结后销号，停止督办",
          usage="销号 事项编号", example="销号 DB-2026-0042")
 def close(ctx: Context, args: str) -> None:
-    task, _ = open_task(ctx, args, "销号", require_assigner_or_office)
-    if task.status is not TaskStatus.REPORTED_DONE:
-        raise UserError("close_not_done", code=task.code)
+    task, _ = _reported_done(ctx, args, "销号", "close_not_done")
     task.status, task.closed_at, task.next_check_at = TaskStatus.CLOSED, ctx.now, None
     changed(ctx, task, "closed")
     unit = ctx.session.get(Unit, task.lead_unit_id)
@@ -226,9 +232,7 @@ def close(ctx: Context, args: str) -> None:
 @command("退回", roles=ASSIGNERS, aliases=("reject",), summary="办结不达标，退回重办（期限不变）",
          usage="退回 事项编号 理由", example="退回 DB-2026-0042 整改清单缺少乡镇部分")
 def send_back(ctx: Context, args: str) -> None:
-    task, reason = open_task(ctx, args, "退回", require_assigner_or_office)
-    if task.status is not TaskStatus.REPORTED_DONE:
-        raise UserError("send_back_not_done", code=task.code)
+    task, reason = _reported_done(ctx, args, "退回", "send_back_not_done")
     if not reason:
         raise UserError("reason_required", command="退回", code=task.code)
     task.status, task.reported_done_at = TaskStatus.IN_PROGRESS, None

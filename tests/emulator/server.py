@@ -403,11 +403,16 @@ class Emulator:
             return None, _bad("msgParam 不是合法的 JSON")
         return param, None
 
-    async def _batch_send(self, request: web.Request) -> web.Response:
+    async def _robot_send(self, request: web.Request) -> tuple[dict[str, Any], dict[str, Any], web.Response | None]:
+        """What both robot send endpoints check first: the token, then robotCode, msgKey, msgParam."""
         if denied := self._new_api_auth(request):
-            return denied
+            return {}, {}, denied
         body = await request.json()
         param, error = self._message_param(body)
+        return body, param or {}, error
+
+    async def _batch_send(self, request: web.Request) -> web.Response:
+        body, param, error = await self._robot_send(request)
         if error:
             return error
         user_ids = body.get("userIds") or []
@@ -421,10 +426,7 @@ class Emulator:
                                   "flowControlledStaffIdList": []})
 
     async def _group_send(self, request: web.Request) -> web.Response:
-        if denied := self._new_api_auth(request):
-            return denied
-        body = await request.json()
-        param, error = self._message_param(body)
+        body, param, error = await self._robot_send(request)
         if error:
             return error
         if not body.get("openConversationId"):
