@@ -36,21 +36,29 @@ def normalise_task_code(word: str) -> str | None:
     return f"{m[1].upper()}-{m[2]}-{int(m[3]):04d}" if m else None
 
 
-def require_task(session: Session, args: str, command: str) -> tuple[Task, str]:
-    """The task named by the first word of `args`, and the rest of the text."""
+def require_task(session: Session, args: str, command: str, *, lock: bool = True) -> tuple[Task, str]:
+    """The task named by the first word of `args`, and the rest of the text.
+
+    Locked for the rest of the transaction (storage.queries.locked) unless `lock` is False: every
+    check a command makes on the task then sees what a concurrent command committed before it.
+    """
     word, rest = split_code(args)
     if not word:
         raise UserError("missing_code", command=command)
     code = normalise_task_code(word)
     if code is None:
         raise UserError("bad_code", command=command, word=word)
-    task = queries.task_by_code(session, code)
+    task = queries.task_by_code(session, code, lock=lock)
     if task is None:
         raise UserError("unknown_task", command=command, code=code)
     return task, rest
 
 
-def require_notice(session: Session, args: str, command: str) -> tuple[Notice, str]:
+def require_notice(session: Session, args: str, command: str) -> tuple[Notice, Task, str]:
+    """The notice named first in `args`, its task (row locked, as in require_task) and the rest.
+
+    The notice is read again once its task is locked: what was read before may be stale.
+    """
     word, rest = split_code(args)
     if not word:
         raise UserError("missing_notice_code", command=command)
@@ -58,10 +66,12 @@ def require_notice(session: Session, args: str, command: str) -> tuple[Notice, s
     if m is None:
         raise UserError("bad_notice_code", command=command, word=word)
     code = f"{m[1].upper()}-{m[2]}-{int(m[3]):04d}-{m[4].upper()}{int(m[5])}"
-    notice = session.exec(select(Notice).where(Notice.code == code)).first()
+    query = select(Notice).where(Notice.code == code)
+    notice = session.exec(query).first()
     if notice is None:
         raise UserError("unknown_notice", command=command, code=code)
-    return notice, rest
+    task = queries.lock_task(session, notice.task_id)
+    return session.exec(query.execution_options(populate_existing=True)).one(), task, rest
 
 
 def take_percent(text: str) -> tuple[str, int | None]:

@@ -101,7 +101,7 @@ def mine(ctx: Context, args: str) -> None:
 @command("查询", roles=EVERYONE, aliases=("show",), mutates=False, summary="查看一个事项的全部经过",
          usage="查询 事项编号", example="查询 DB-2026-0042")
 def show(ctx: Context, args: str) -> None:
-    task, _ = require_task(ctx.session, args, "查询")
+    task, _ = require_task(ctx.session, args, "查询", lock=False)
     events = list(ctx.session.exec(select(AuditEvent).where(AuditEvent.task_id == task.id)
                                    .order_by(AuditEvent.at, AuditEvent.id)))
     names = {p.user_id: p.name for p in ctx.session.exec(select(Person))}

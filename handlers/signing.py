@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+from sqlmodel import select
+
 from handlers.parsing import require_notice
 from handlers.permissions import require_signer
 from handlers.registry import SIGNERS, Context, UserError, command
 from handlers.tasks import settle
 from reminders import notices
 from storage import queries
-from storage.models import NoticeStatus, Role, Task, Unit
+from storage.models import AuditEvent, Notice, NoticeStatus, Role, Unit
 
 
 def _waiting(ctx: Context, args: str, word: str):
-    notice, rest = require_notice(ctx.session, args, word)
-    task = ctx.session.get(Task, notice.task_id)
+    notice, task, rest = require_notice(ctx.session, args, word)
     if notice.status is NoticeStatus.ISSUED:
         raise UserError("notice_already_issued", code=notice.code, at=notice.issued_at)
     if notice.status is NoticeStatus.VOID:
@@ -24,10 +25,24 @@ def _waiting(ctx: Context, args: str, word: str):
     return notice, task, rest
 
 
+def _held_since_sent(ctx: Context, notice: Notice) -> bool:
+    """Held after this 签发 reached the bot: its sender could not have seen the hold, so the hold
+    stands (a 签发 sent once the hold is known issues the notice, as the hold reply invites)."""
+    sent = ctx.incoming.received_at
+    if notice.status is not NoticeStatus.HELD or sent is None:
+        return False
+    holds = ctx.session.exec(select(AuditEvent.at).where(
+        AuditEvent.task_id == notice.task_id, AuditEvent.action == "notice_held",
+        AuditEvent.detail["notice"].as_string() == notice.code)).all()
+    return any(at >= sent for at in holds)
+
+
 @command("签发", roles=SIGNERS, aliases=("sign",), summary="签发待签的黄色/红色督办单",
          usage="签发 督办单号", example="签发 DB-2026-0042-Y1")
 def sign(ctx: Context, args: str) -> None:
     notice, task, _ = _waiting(ctx, args, "签发")
+    if _held_since_sent(ctx, notice):
+        raise UserError("notice_already_held", code=notice.code)
     esc = ctx.services.escalation
     notices.issue(ctx.session, task, notice, ctx.now, esc, signed_by=ctx.sender.user_id)
     settle(ctx, task)  # the next colour counts from this issue time

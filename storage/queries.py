@@ -6,6 +6,7 @@ from datetime import datetime
 
 from sqlalchemy import delete
 from sqlmodel import Session, select
+from sqlmodel.sql.expression import SelectOfScalar
 
 from storage.models import ChatGroup, Person, ProcessedMessage, Role, Task, Unit
 
@@ -30,8 +31,23 @@ def group(session: Session, key: str) -> ChatGroup | None:
     return session.get(ChatGroup, key)
 
 
-def task_by_code(session: Session, code: str) -> Task | None:
-    return session.exec(select(Task).where(Task.code == code.upper())).first()
+def task_by_code(session: Session, code: str, *, lock: bool = False) -> Task | None:
+    query = select(Task).where(Task.code == code.upper())
+    return session.exec(locked(query) if lock else query).first()
+
+
+def lock_task(session: Session, task_id: int) -> Task:
+    """The task, its row locked until the transaction ends and its columns read afresh."""
+    return session.exec(locked(select(Task).where(Task.id == task_id))).one()
+
+
+def locked(query: SelectOfScalar[Task]) -> SelectOfScalar[Task]:
+    """`query` as the first step of a command that changes a task: SELECT … FOR UPDATE on PostgreSQL,
+    so a second command on the same task waits for the first to commit and then sees its result
+    (READ COMMITTED reads the newest row once the lock is granted). SQLite renders no FOR UPDATE:
+    BEGIN IMMEDIATE (storage.db) already serialises its writers. populate_existing overwrites an
+    object the session loaded before the lock, which would otherwise keep its stale values."""
+    return query.with_for_update().execution_options(populate_existing=True)
 
 
 def task_conversation(session: Session, task: Task) -> str:
