@@ -60,22 +60,40 @@ def next_code(ctx: Context) -> str:
 
 
 # ---- 交办 ------------------------------------------------------------------------------------------
-def _lead_unit(ctx: Context, words: str) -> tuple[Unit, str]:
-    """The lead unit: an @-mentioned unit head (or liaison), or a unit name as the first word."""
-    session, incoming = ctx.session, ctx.incoming
-    if incoming.at_user_ids:
-        person = session.get(Person, incoming.at_user_ids[0])
-        if person is None or person.unit_id is None:
-            raise UserError("mention_not_unit", mention=(incoming.at_names or ("",))[0])
-        rest = words
-        if rest.startswith("@"):  # the text keeps "@王局长": drop it from the title
-            rest = split_first(rest)[1]
-        return session.get(Unit, person.unit_id), rest
+def _lead_unit(ctx: Context, words: str) -> tuple[Unit, str, Person | None]:
+    """The lead unit, named by the first word only: a unit name, or an @-mention of a unit's head or
+    liaison there (with the person mentioned). An @-mention later in the text is not the target."""
     word, rest = split_first(words)
-    unit = find_unit(session, word.lstrip("@"))
+    if word.startswith("@") and ctx.incoming.at_user_ids:
+        person = _leading_mention(ctx, word[1:])
+        if person is not None:
+            if person.unit_id is None:
+                raise UserError("mention_not_unit", mention=word[1:])
+            return ctx.session.get(Unit, person.unit_id), rest, person
+    unit = find_unit(ctx.session, word.lstrip("@"))
     if unit is None:
-        raise UserError("unknown_unit", word=word, units=unit_names(session))
-    return unit, rest
+        raise UserError("unknown_unit", word=word, units=unit_names(ctx.session))
+    return unit, rest, None
+
+
+def _leading_mention(ctx: Context, name: str) -> Person | None:
+    """The person an "@name" written first refers to. DingTalk gives the mentions' userIds but not
+    where each stands in the text, so the name decides; a lone mention needs no name (the display
+    name may differ from the roster's); a unit name written after "@" is left to find_unit (None).
+    Several mentions and no name that fits: a question listing them, never a guess."""
+    mentioned = [p for uid in dict.fromkeys(ctx.incoming.at_user_ids) if (p := ctx.session.get(Person, uid))]
+    named = [p for p in mentioned if name.startswith(p.name)]
+    if len(named) == 1:
+        return named[0]
+    if not named and find_unit(ctx.session, name) is not None:
+        return None
+    if not named and len(ctx.incoming.at_user_ids) == 1:
+        if not mentioned:
+            raise UserError("mention_not_unit", mention=name)
+        return mentioned[0]
+    choices = [f"{p.name}（{u.name}）" if (u := ctx.session.get(Unit, p.unit_id or -1)) else p.name
+               for p in (named or mentioned)]
+    raise UserError("ambiguous_mention", mention=name, choices=choices)
 
 
 def _options(ctx: Context, rest: str) -> tuple[list[Unit], str, bool, int | None, str]:
@@ -114,7 +132,7 @@ def _options(ctx: Context, rest: str) -> tuple[list[Unit], str, bool, int | None
 def assign(ctx: Context, args: str) -> None:
     if not args:
         raise UserError("assign_usage")
-    unit, rest = _lead_unit(ctx, args)
+    unit, rest, lead_person = _lead_unit(ctx, args)
     co_units, category, urgent, report_every, rest = _options(ctx, rest)
     try:
         deadline, title = extract_deadline(rest, ctx.now, ctx.services.calendar, ctx.rules, urgent=urgent)
@@ -141,7 +159,7 @@ def assign(ctx: Context, args: str) -> None:
     ctx.session.flush()
     settle(ctx, task)
     head = queries.unit_head(ctx.session, unit)
-    liaisons = ctx.session.exec(select(Person).where(Person.unit_id == unit.id, Person.role == Role.LIAISON))
+    liaisons = list(ctx.session.exec(select(Person).where(Person.unit_id == unit.id, Person.role == Role.LIAISON)))
     data = {"task": task, "unit": unit, "head": head, "co_units": co_units, "assigner": ctx.sender,
             "defaulted": defaulted}
     for person in [head, *liaisons]:
@@ -151,6 +169,10 @@ def assign(ctx: Context, args: str) -> None:
         co_head = queries.unit_head(ctx.session, co)
         if co_head:
             ctx.notify_user(co_head.user_id, "task_assigned_co", task_id=task.id, co_unit=co, **data)
+    told = {ctx.sender.user_id, *(p.user_id for p in [head, *liaisons, lead_person] if p)}
+    for user_id in dict.fromkeys(ctx.incoming.at_user_ids):  # people asked in the text to help
+        if user_id not in told and ctx.session.get(Person, user_id):
+            ctx.notify_user(user_id, "task_mentioned_dm", task_id=task.id, **data)
     ctx.audit("assigned", task.id, unit=unit.name, deadline=due, co_units=[u.name for u in co_units],
               category=category, urgent=urgent, title=title)
     at = (head.user_id,) if head and ctx.incoming.is_group else ()

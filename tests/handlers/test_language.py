@@ -183,6 +183,8 @@ UNDERSTOOD = [
            title="校园周边食品安全检查"),
     assign("交办 城关 老旧小区燃气管道改造摸底 本月底", sh(2026, 11, 30, 17, 30), unit="城关镇", title="老旧小区燃气管道改造摸底"),
     assign(f"交办 @赵晓燕 {TITLE} 截止12月10日", sh(2026, 12, 10, 17, 30), at=(LIAISON,)),
+    assign("交办 县教育局 校园安全隐患排查，请@王建华 配合… 截止12月10日", sh(2026, 12, 10, 17, 30), at=(HEAD,),
+           unit="县教育局", title="校园安全隐患排查，请@王建华 配合…"),  # a mention later on is not the target
     assign(f"交办 县住建局 协办 应急管理局、市监局 {TITLE}", DEFAULT_DEADLINE, co=("县应急局", "县市场监管局")),
     assign(f"交办 县住建局 协办 县应急局, 县市场监管局 {TITLE}", DEFAULT_DEADLINE, co=("县应急局", "县市场监管局")),
     assign(f"交办 县住建局 协办 县应急局，城关， {TITLE}", DEFAULT_DEADLINE, co=("县应急局", "城关镇")),
