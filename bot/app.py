@@ -19,6 +19,7 @@ from bot.render import render
 from bot.roster import apply_roster, load_roster
 from bot.settings import Settings
 from handlers import extensions, queries, reports, signing, tasks  # noqa: F401  (they register their commands)
+from handlers.parsing import clean_incoming
 from handlers.queries import suggest
 from handlers.registry import Context, Services, UserError, may_use, split_command
 from reminders.calendar import WorkCalendar
@@ -50,6 +51,7 @@ class Bot:
         return await asyncio.to_thread(self.handle_sync, incoming)
 
     def handle_sync(self, incoming: Incoming) -> list[Reply]:
+        incoming = clean_incoming(incoming)
         now = self.clock.now()
         text = " ".join(incoming.text.split())
         cmd, word, args = split_command(text)

@@ -8,6 +8,7 @@ and HTML so user text can never forge a colour, a heading, a link or a button.
 from __future__ import annotations
 
 import re
+import unicodedata
 from datetime import date, datetime
 from functools import cache
 
@@ -23,14 +24,24 @@ _NEUTRAL = str.maketrans({
     "<": "＜", ">": "＞", "[": "［", "]": "］", "(": "（", ")": "）", "#": "＃", "*": "＊",
     "_": "＿", "`": "｀", "|": "｜", "~": "～", "!": "！", "&": "＆", "\\": "＼", "=": "＝",
 })
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200b-\u200f\u2028-\u202e\u2066-\u2069\ufeff]")
+# Unicode categories of characters that are never text a person meant: control (Cc), invisible format
+# (Cf: zero-width, bidi, soft hyphen, tags, …) and lone surrogates (Cs, which no database can encode).
+INVISIBLE = frozenset({"Cc", "Cf", "Cs"})
 _SPACES = re.compile(r"\s+")
 MAX_USER_TEXT = 300
 
 
+def drop_invisible(text: str) -> str:
+    """`text` without control and invisible format characters. Whitespace (newline, tab, …) stays:
+    it separates words, and the callers collapse it."""
+    return "".join(c for c in text if c.isspace() or unicodedata.category(c) not in INVISIBLE)
+
+
 def user_text(value: object, limit: int = MAX_USER_TEXT) -> str:
-    """User-supplied text made inert: one line, no markup, no control characters, bounded length."""
-    text = _SPACES.sub(" ", _CONTROL.sub(" ", str(value))).strip()
+    """User-supplied text made inert: one line, no markup, no control characters, bounded length.
+    Chat input is already cleaned at the edge (handlers.parsing.clean_incoming); this also covers
+    text from elsewhere (the roster, rows stored before that)."""
+    text = _SPACES.sub(" ", drop_invisible(str(value))).strip()
     if len(text) > limit:
         text = text[: limit - 1] + "…"
     text = text.translate(_NEUTRAL)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from dataclasses import replace
 
 from sqlmodel import Session, select
 
+from bot.channel import Incoming
+from bot.render import drop_invisible
 from handlers.registry import UserError
 from storage import queries
 from storage.models import Notice, Task, Unit
@@ -16,6 +19,14 @@ NOTICE_CODE = re.compile(r"^([A-Za-z]{1,4})[-－—_ ]?(\d{4})[-－—_ ]?(\d{1,
 PERCENT = re.compile(r"(?<![\d.])(\d{1,3})\s*[%％]\s*$")  # a trailing 60% (also 完成60%) is the progress
 LIST_SEPARATORS = re.compile(r"[,，、;；/]+")
 CODE_END = re.compile(r"[,，、;；:：。.!！?？]")  # 「办结 DB-2026-0042，排查完毕」: the code ends there
+
+
+def clean_incoming(incoming: Incoming) -> Incoming:
+    """The message with control and invisible characters dropped from everything a person typed,
+    once, where it enters (Bot.handle_sync): nothing stored ever holds them — a NUL that PostgreSQL
+    refuses, a control character that openpyxl refuses, a bidi override that disguises a title."""
+    return replace(incoming, text=drop_invisible(incoming.text), sender_name=drop_invisible(incoming.sender_name),
+                   at_names=tuple(map(drop_invisible, incoming.at_names)))
 
 
 def split_first(text: str) -> tuple[str, str]:

@@ -2,16 +2,12 @@
 
 from __future__ import annotations
 
-import tempfile
-from dataclasses import replace
-from pathlib import Path
-
 from sqlmodel import select
 
-from bot.render import render
+from bot.channel import Reply
 from handlers.queries import LEDGER_LIMIT, ledger_rows
 from handlers.registry import Context, command
-from reminders.ledger_export import write_ledger
+from reminders.ledger_export import forget_sent_ledgers, ledger_file, write_ledger
 from reminders.reports import issue_monthly
 from storage.models import OPEN_STATUSES, Role, Task
 
@@ -25,14 +21,14 @@ def bulletin(ctx: Context, args: str) -> None:
 
 
 def export_ledger(ctx: Context) -> None:
-    """台账 导出: the open-task 台账 as the reply, with the Excel file attached, and the same
-    message through the outbox so the sender also gets the file as a DingTalk direct message."""
-    out = Path(tempfile.mkdtemp(prefix="duban-ledger-")) / f"督办台账-{ctx.now:%Y%m%d-%H%M}.xlsx"
+    """台账 导出: the open-task 台账 as the reply, and the Excel file once, as a direct message to the
+    sender through the outbox (durable, and a session webhook cannot carry a file). In a one-to-one
+    chat both land in the same window: the file is not attached to the reply too."""
+    out = ledger_file(ctx.services.settings.reports_dir, ctx.now)
+    forget_sent_ledgers(ctx.session, out.parent.parent, ctx.now)
     write_ledger(ctx, out)
     rows = ledger_rows(ctx, list(ctx.session.exec(
         select(Task).where(Task.status.in_(OPEN_STATUSES)).order_by(Task.deadline))))
-    reply = render("ledger", rows=rows[:LEDGER_LIMIT], total=len(rows), unit=None, colour=None,
-                   overdue_only=False, limit=LEDGER_LIMIT, now=ctx.now)
-    reply = replace(reply, file_path=str(out))
-    ctx.replies.append(reply)
-    ctx.send(ctx.sender.user_id, reply)
+    ctx.reply("ledger", rows=rows[:LEDGER_LIMIT], total=len(rows), unit=None, colour=None, overdue_only=False,
+              limit=LEDGER_LIMIT, exported=True)
+    ctx.send(ctx.sender.user_id, Reply(title=out.stem, text="", file_path=str(out)))

@@ -7,12 +7,16 @@ enough when there is no chat message (the `duban export ledger` command).
 
 from __future__ import annotations
 
+import shutil
+import uuid
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 
 from openpyxl import Workbook
+from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 from openpyxl.styles import Alignment, Font, PatternFill
 from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
@@ -27,6 +31,8 @@ from storage.models import (
     Notice,
     NoticeKind,
     NoticeStatus,
+    Outbox,
+    OutboxStatus,
     ProgressReport,
     ScoreEvent,
     Task,
@@ -41,6 +47,9 @@ TASK_COLUMNS = (("编号", 15), ("事项", 42), ("责任单位", 16), ("状态",
 UNIT_COLUMNS = (("排名", 7), ("单位", 18), ("蓝色督办单", 12), ("黄色督办单", 12), ("红色督办单", 12), ("扣分合计", 10))
 HEADER_FILL = PatternFill("solid", fgColor="FFD9D9D9")
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
+# An export's file waits in reports_dir/ledger for the outbox; once no unsent row needs it, and it is
+# older than this (so an export still inside its uncommitted transaction is never touched), it goes.
+LINGER = timedelta(minutes=10)
 
 
 @dataclass(frozen=True)
@@ -53,6 +62,26 @@ def export_ledger(engine: Engine, now: datetime, out_path: Path) -> Path:
     """Write the 台账 as of `now` to `out_path` (.xlsx); for `duban export ledger --out FILE.xlsx`."""
     with Session(engine) as session:
         return write_ledger(LedgerView(session, to_shanghai(now)), Path(out_path))
+
+
+def ledger_file(reports_dir: Path, now: datetime) -> Path:
+    """Where a chat export waits for delivery: a folder of its own, named by its time, so the file
+    keeps a plain name (the one people see in DingTalk) and exports at the same minute never clash."""
+    folder = Path(reports_dir).resolve() / "ledger" / f"{now:%Y%m%d-%H%M%S}-{uuid.uuid4().hex[:8]}"
+    return folder / f"督办台账-{now:%Y%m%d-%H%M}.xlsx"
+
+
+def forget_sent_ledgers(session: Session, ledger_dir: Path, now: datetime) -> None:
+    """Remove earlier exports that no unsent outbox row still refers to (each export tidies up after
+    the ones before it: the outbox hands over no "sent" event, and need not know about these files)."""
+    if not ledger_dir.is_dir():
+        return
+    waiting = {Path(p) for p in session.exec(select(Outbox.file_path).where(
+        Outbox.file_path.is_not(None), Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING))))}
+    settled = f"{now - LINGER:%Y%m%d-%H%M%S}"
+    for folder in ledger_dir.iterdir():
+        if folder.is_dir() and folder.name < settled and not any(f in waiting for f in folder.iterdir()):
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 def write_ledger(view: LedgerView, out_path: Path) -> Path:
@@ -80,7 +109,7 @@ def write_ledger(view: LedgerView, out_path: Path) -> Path:
             _last_progress(row["last"]),
             " ".join(f"{COLOUR_WORDS[k][0]}{n}" for k, n in counts.items() if n), points[task.id],
         )
-        sheet.append(values)
+        sheet.append(_legal(values))
         cells = sheet[sheet.max_row]
         for index in (1, 7):  # typed by users: text, never a formula, whatever it starts with
             cells[index].data_type = "s"
@@ -92,13 +121,19 @@ def write_ledger(view: LedgerView, out_path: Path) -> Path:
     _header(units, UNIT_COLUMNS)
     scores = unit_scores(view, now.year)
     for rank, row in zip(competition_ranks([r["score"] for r in scores]), scores, strict=True):
-        units.append((rank, row["unit"].name, row["blue"], row["yellow"], row["red"], row["score"]))
+        units.append(_legal((rank, row["unit"].name, row["blue"], row["yellow"], row["red"], row["score"])))
 
     for each in (sheet, units):
         each.auto_filter.ref = each.dimensions
     out_path.parent.mkdir(parents=True, exist_ok=True)
     book.save(out_path)
     return out_path
+
+
+def _legal(values: Iterable[object]) -> list[object]:
+    """Text without the control characters openpyxl refuses (chat input is cleaned where it enters;
+    this keeps a row stored before that, or text from elsewhere, from failing the whole export)."""
+    return [ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in values]
 
 
 def _header(sheet: Worksheet, columns: tuple[tuple[str, int], ...]) -> None:

@@ -612,12 +612,11 @@ def test_ledger_export_command_replies_and_sends_the_file(copy: tuple[Bot, FakeC
     bot, _ = copy
     say(bot, "u_ducha1", "交办 县住建局 =1+1 燃气排查 5个工作日内")  # user text, never an Excel formula
     [reply] = say(bot, "u_ducha1", "台账 导出")
-    assert reply.file_path and Path(reply.file_path).suffix == ".xlsx" and Path(reply.file_path).is_file()
-    assert reply.title == "督办台账"
+    assert reply.title == "督办台账" and reply.file_path is None  # the file goes once, as a direct message
     with Session(bot.engine) as session:
         [row] = session.exec(select(Outbox).where(Outbox.recipient == "u_ducha1", Outbox.file_path.is_not(None)))
-    assert row.file_path == reply.file_path and row.target == "user"
-    book = load_workbook(reply.file_path)
+    assert row.target == "user" and Path(row.file_path).suffix == ".xlsx" and Path(row.file_path).is_file()
+    book = load_workbook(row.file_path)
     assert book.sheetnames == ["督办台账", "2026年单位积分"]
     [title] = [r[1] for r in book["督办台账"].iter_rows(min_row=2) if r[1].value.startswith("=")]
     assert title.value == "=1+1 燃气排查" and title.data_type == "s"

@@ -26,7 +26,7 @@ _MENTION = re.compile(r"@(\S+)")
 
 Dispatch = Callable[[Incoming], Awaitable[list[Reply]]]
 # Delivers a Reply through the outbox instead (group or sender): used when the session webhook
-# keeps failing, and for file attachments, which a session webhook cannot carry.
+# keeps failing. (A file goes through the outbox from the handler: a session webhook cannot carry it.)
 ViaOutbox = Callable[[Incoming, Reply], Awaitable[None]]
 
 
@@ -100,9 +100,6 @@ class InboundHandler(dingtalk_stream.ChatbotHandler):
                 log.warning("reply to msg=%s through the session webhook failed (%s): via the outbox",
                             incoming.msg_id, exc)
                 await self._outbox(incoming, reply)
-                return
-        if reply.file_path:
-            await self._outbox(incoming, Reply(title=reply.title, text="", file_path=reply.file_path))
 
     async def _outbox(self, incoming: Incoming, reply: Reply) -> None:
         if self._via_outbox is None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import re
+import unicodedata
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -14,7 +15,7 @@ from bot.channel import Incoming
 from bot.clock import shanghai as sh
 from bot.render import user_text
 from bot.simulation import Simulation
-from storage.models import Outbox
+from storage.models import Outbox, ProgressReport, Task
 from tests.handlers.test_tasks import dump
 
 EXAMPLES = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -24,11 +25,19 @@ FRAGMENTS = [
     "'; DROP TABLE task; --", "\" OR 1=1 --", "\x00", "\x1b[31m", "\u202e", "\u200b", "\r\n", "\n\n### 标题", "🔴🟡🔵",
     "https://evil.example", "&lt;font&gt;", "\\", "|表|格|", "~~删除~~", "DB-2026-0001", "@王建华", "截止12月10日",
     "协办", "类别", "特急", "%", "100%", "　", "交办", "销号",
+    # invisible: control and format characters that must never be stored (Unicode Cc and Cf)
+    "\x02", "\x7f", "\x85", "\u061c", "\u2060", "\u00ad", "\u180e", "\ufff9", "\ufffa", "\ufffb", "\U000e0041",
+    "\U000e007f", "\u200d", "\ufeff", "\u2066",
 ]
 hostile = st.lists(st.one_of(st.sampled_from(FRAGMENTS), st.text(max_size=40)), max_size=8).map("".join)
 PEOPLE = ["u_xianzhang", "u_ducha1", "u_zhujian", "u_changwu", "u_nobody"]
 FONT_TAG = re.compile(r'<font color="#[0-9A-F]{6}">|</font>')
 FORBIDDEN = re.compile(r"[<>]|\]\(|://|[\x00-\x08\x0b-\x1f\x7f\u200b-\u200f\u202a-\u202e]")
+
+
+def invisible(text: str) -> bool:
+    """Holds a control or invisible format character (a newline or tab aside)."""
+    return any(unicodedata.category(c) in ("Cc", "Cf", "Cs") and c not in "\n\t" for c in text)
 
 
 def inert(text: str) -> bool:
@@ -42,7 +51,7 @@ def test_user_text_filter_leaves_no_markup(value):
     out = user_text(value)
     assert "\n" not in out and len(out) <= 300
     assert not re.search(r"[<>\[\]()#*_`|~!\\]", out), out
-    assert inert(out)
+    assert inert(out) and not invisible(out)
 
 
 def test_arbitrary_text_never_raises_nor_changes_state_unless_a_command(tmp_path):
@@ -85,9 +94,13 @@ def test_hostile_titles_and_reports_cannot_forge_markup_anywhere(tmp_path):
             replies += say("u_zhujian", f"进展 {code} {note}")
             replies += say("u_zhujian", f"办结 {code} {note or '完成'}")
             replies += say("u_xianzhang", f"查询 {code}")
-        assert all(inert(r.text) and inert(r.title) for r in replies), [r.text for r in replies]
+        assert all(inert(r.text) and inert(r.title) and not invisible(r.text) for r in replies), \
+            [r.text for r in replies]
 
     prop()
     with Session(sim.engine) as s:
         for row in s.exec(select(Outbox)):
             assert inert(row.text) and inert(row.title), row.text
+        # cleaned where it entered: nothing stored holds a control or invisible character
+        stored = [t.title for t in s.exec(select(Task))] + [p.text for p in s.exec(select(ProgressReport))]
+        assert not [t for t in stored if invisible(t)]
