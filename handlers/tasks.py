@@ -81,16 +81,18 @@ def _leading_mention(ctx: Context, name: str) -> Person | None:
     where each stands in the text, so the name decides; a lone mention needs no name (the display
     name may differ from the roster's); a unit name written after "@" is left to find_unit (None).
     Several mentions and no name that fits: a question listing them, never a guess."""
-    mentioned = [p for uid in dict.fromkeys(ctx.incoming.at_user_ids) if (p := ctx.session.get(Person, uid))]
-    named = [p for p in mentioned if name.startswith(p.name)]
+    ids = tuple(dict.fromkeys(ctx.incoming.at_user_ids))
+    mentioned = [p for uid in ids if (p := ctx.session.get(Person, uid))]
+    named = [p for p in mentioned if p.name == name] or [p for p in mentioned if name.startswith(p.name)]
     if len(named) == 1:
         return named[0]
-    if not named and find_unit(ctx.session, name) is not None:
-        return None
-    if not named and len(ctx.incoming.at_user_ids) == 1:
+    if not named:
+        if find_unit(ctx.session, name) is not None:
+            return None
         if not mentioned:
             raise UserError("mention_not_unit", mention=name)
-        return mentioned[0]
+        if len(ids) == 1:
+            return mentioned[0]
     choices = [f"{p.name}（{u.name}）" if (u := ctx.session.get(Unit, p.unit_id or -1)) else p.name
                for p in (named or mentioned)]
     raise UserError("ambiguous_mention", mention=name, choices=choices)

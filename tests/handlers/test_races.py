@@ -8,6 +8,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 from sqlmodel import Session, func, select
@@ -159,3 +160,18 @@ def test_two_commands_on_one_task_at_once_exactly_one_wins(sim_any):
             assert dms, (name, code)  # the winner told someone
             assert len(set(dms)) == len(dms), (name, code, dms)  # and nobody was told twice
         print(name, "first command won", winners.count(0), "of", ROUNDS)
+
+
+def test_a_sign_sent_after_the_hold_was_recorded_still_issues(sim):
+    """The race rule (a 签发 sent before the hold was recorded leaves it held) does not stop the
+    signer from issuing a held notice later, as the hold reply invites."""
+    [code] = prepare(sim, "draft")[:1]
+    held_at = sim.clock.now()
+    [held] = sim.bot.handle_sync(Incoming(msg_id="h", sender_id=DEPUTY, text=f"暂缓 {code}-Y1 已当面督促",
+                                          received_at=held_at))
+    sim.clock.set(held_at + timedelta(minutes=1))
+    [signed] = sim.bot.handle_sync(Incoming(msg_id="s", sender_id=DEPUTY, text=f"签发 {code}-Y1",
+                                            received_at=sim.clock.now()))
+    assert held.title not in ERROR_TITLES and signed.title not in ERROR_TITLES, signed.text
+    with Session(sim.engine) as s:
+        assert s.exec(select(Notice).where(Notice.code == f"{code}-Y1")).one().status is NoticeStatus.ISSUED
