@@ -113,6 +113,8 @@ QUIET_LOGGERS = {
     "httpx": logging.WARNING,
     "httpcore": logging.WARNING,
     "websockets": logging.WARNING,
+    # a line for every /healthz and /metrics scrape
+    "aiohttp.access": logging.WARNING,
 }
 
 

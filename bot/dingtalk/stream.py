@@ -91,11 +91,11 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
         delay = min(low * 2 ** (self.failures - 1), high)
         delay *= self._rng.uniform(0.5, 1.0)  # jitter: instances that lost DingTalk together spread out
         if isinstance(exc, CredentialsRejected):
-            log.error("%s（第 %d 次，%.1f 秒后重试）", self.last_failure, self.failures, delay)
+            log.error("%s（第 %d 次，%.2f 秒后重试）", self.last_failure, self.failures, delay)
         elif isinstance(exc, StreamDown | OSError | TimeoutError | websockets.exceptions.WebSocketException):
-            log.warning("stream connection failed: %s; retry %d in %.1fs", self.last_failure, self.failures, delay)
+            log.warning("stream connection failed: %s; retry %d in %.2fs", self.last_failure, self.failures, delay)
         else:  # not a network failure we know: a bug or a library surprise, so keep the traceback
-            log.error("stream connection failed: %s; retry %d in %.1fs", self.last_failure, self.failures, delay,
+            log.error("stream connection failed: %s; retry %d in %.2fs", self.last_failure, self.failures, delay,
                       exc_info=exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._stop.wait(), delay)
