@@ -180,8 +180,14 @@ async def test_roster_sync_when_dingtalk_fails_midway(dingtalk: Emulator, elsewh
 
 
 def test_the_wheel_carries_the_demo_roster_and_the_demo_runs_from_it(tmp_path: Path) -> None:
-    """Built, unpacked (not installed over the editable install) and run from a folder elsewhere."""
-    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(REPO), "--no-deps", "-q", "-w", str(tmp_path)],
+    """Built from a clean copy of the sources (a build/ left in the checkout would mask a missing
+    package-data entry), unpacked — not installed over the editable install — and run elsewhere."""
+    source = tmp_path / "source"
+    source.mkdir()
+    for part in ("pyproject.toml", "bot", "handlers", "reminders", "storage", "message_templates", "examples"):
+        copy = shutil.copytree if (REPO / part).is_dir() else shutil.copy
+        copy(REPO / part, source / part, **({"symlinks": True} if copy is shutil.copytree else {}))
+    built = subprocess.run([sys.executable, "-m", "pip", "wheel", str(source), "--no-deps", "-q", "-w", str(tmp_path)],
                            capture_output=True, text=True, timeout=300)
     assert built.returncode == 0, built.stderr[-2000:]
     [wheel] = tmp_path.glob("duban-*.whl")
