@@ -71,7 +71,7 @@ def run() -> None:
     settings = _settings()
     _need_roster(settings)
     dingtalk = _dingtalk()
-    with _plain_errors():
+    with _plain_errors(), _valid_settings():  # RunSettings is read inside
         asyncio.run(run_service(settings, dingtalk))
 
 

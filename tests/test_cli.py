@@ -105,6 +105,13 @@ def test_console_new_makes_a_database_to_try_things_out(elsewhere: Path) -> None
 def test_a_setting_with_a_wrong_value_is_named(elsewhere: Path) -> None:
     sentence = one_sentence(duban("report", "weekly", env={"DUBAN_RULE_YELLOW_AFTER_DAYS": "五"}))
     assert sentence.startswith("设置 DUBAN_RULE_YELLOW_AFTER_DAYS 的值 '五' 不对")
+    sentence = one_sentence(duban("run", env={"DUBAN_ROSTER_FILE": str(ROSTER), "DUBAN_HTTP_PORT": "八七",
+                                              "DUBAN_DINGTALK_CLIENT_ID": "a", "DUBAN_DINGTALK_CLIENT_SECRET": "b"}))
+    assert sentence.startswith("设置 DUBAN_HTTP_PORT 的值 '八七' 不对")
+
+
+def test_run_without_credentials_says_what_to_set(elsewhere: Path) -> None:
+    assert one_sentence(duban("run", env={"DUBAN_ROSTER_FILE": str(ROSTER)})) == CREDENTIALS_MISSING
 
 
 def test_every_settings_class_reads_the_same_env_file(elsewhere: Path) -> None:
