@@ -210,3 +210,24 @@ async def test_server_errors_then_recovery_and_the_backoff_is_capped_and_jittere
     assert waits[0] <= 0.01 and max(waits) > 0.04  # doubling from the minimum...
     assert len(set(waits[3:])) > 1  # ...and, once capped, jittered rather than in lockstep
     assert stream.failures == 0 and stream.last_failure is None
+
+
+async def test_an_error_nobody_foresaw_is_logged_with_its_traceback_and_the_stream_reconnects(
+        dingtalk: Emulator, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.WARNING, logger="bot.dingtalk.stream")
+    settings = fast_settings(dingtalk, dingtalk.url)
+    client = OpenApiClient(settings)
+    stream = StreamClient(settings, InboundHandler(lambda _: asyncio.sleep(0, []), client, FakeClock(START)))
+    task = asyncio.create_task(stream.start())
+    try:
+        await dingtalk.wait_for(lambda: stream.connected)
+        await dingtalk.push_frame(["not", "a", "frame"])  # type: ignore[arg-type]  # valid JSON, not an object
+        await dingtalk.wait_for(lambda: stream.connections == 2 and stream.connected)
+    finally:
+        await stream.stop()
+        await task
+        await stream.aclose()
+        await client.aclose()
+    [failure] = [r for r in caplog.records if "stream connection failed" in r.getMessage()]
+    assert failure.levelno == logging.ERROR and failure.exc_info is not None
+    assert "AttributeError: 'list' object has no attribute 'get'" in failure.getMessage()

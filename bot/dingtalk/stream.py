@@ -78,7 +78,7 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
                     await self._serve(ws)
                     await self._drain()  # before the socket closes, so their acks still go out
             except Exception as exc:  # anything at all (not cancellation): log it and try again
-                self.connected = False
+                self.connected = False  # now, not in `finally`: /healthz must say so while we wait
                 await self._pause_after(exc)
             finally:
                 self.connected = False
