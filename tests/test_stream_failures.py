@@ -156,7 +156,8 @@ print("recovered")
 
 def test_the_first_failure_needs_no_lazily_imported_module(tmp_path: Path) -> None:
     """In a fresh interpreter (under pytest something else may have loaded websockets.exceptions)."""
-    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [str(Path.cwd()), os.environ.get("PYTHONPATH")]))}
+    repo = str(Path(__file__).resolve().parent.parent)
+    env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-c", LAZY_IMPORT_CHECK], capture_output=True, text=True, timeout=60,
                           cwd=tmp_path, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
