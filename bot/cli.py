@@ -1,13 +1,24 @@
-"""The `duban` command line."""
+"""The `duban` command line.
+
+Whatever goes wrong that an operator can fix — a missing roster or database, a bad setting, DingTalk
+refusing the credentials or out of reach — ends in one sentence naming what to set, never a traceback.
+"""
 
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
 from bot.roster import RosterError, load_roster
+
+if TYPE_CHECKING:
+    from bot.dingtalk.settings import DingTalkSettings
+    from bot.settings import Settings
 
 app = typer.Typer(help="督办助手：钉钉督办机器人", no_args_is_help=True, add_completion=False)
 roster_app = typer.Typer(help="花名册：检查、导入", no_args_is_help=True)
@@ -28,21 +39,25 @@ def demo(colour: bool = typer.Option(sys.stdout.isatty(), "--colour/--no-colour"
 def console(
     as_user: str = typer.Option(..., "--as", help="以花名册中哪位的 userId 身份输入，例如 u_xianzhang"),
     group: str = typer.Option("", help="模拟在哪个群里发言（openConversationId），默认单聊"),
+    new: bool = typer.Option(False, "--new", help="DUBAN_DATABASE_URL 指向的 SQLite 文件不存在时新建一个（试用）"),
 ) -> None:
     """Type commands as anyone in the roster, against the bot's own database."""
     from bot.app import Bot
     from bot.clock import SystemClock
     from bot.console import ConsoleTransport, repl
-    from bot.settings import Settings
     from reminders.calendar import WorkCalendar
     from storage.db import create_schema, make_engine
 
-    settings = Settings()
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
-    clock = SystemClock()
-    bot = Bot(engine, settings, clock, WorkCalendar.from_file(settings.calendar_overrides))
-    bot.load_roster(settings.roster_file)
+    settings = _settings()
+    _need_roster(settings)
+    if not new:
+        _need_data(settings)
+    with _plain_errors():
+        engine = make_engine(settings.database_url)
+        create_schema(engine)
+        clock = SystemClock()
+        bot = Bot(engine, settings, clock, WorkCalendar.from_file(settings.calendar_overrides))
+        bot.load_roster(settings.roster_file)
     repl(bot, as_user, group, ConsoleTransport(engine, clock))
 
 
@@ -52,9 +67,12 @@ def run() -> None:
     import asyncio
 
     from bot.run import run as run_service
-    from bot.settings import Settings
 
-    asyncio.run(run_service(Settings()))
+    settings = _settings()
+    _need_roster(settings)
+    dingtalk = _dingtalk()
+    with _plain_errors(), _valid_settings():  # RunSettings is read inside
+        asyncio.run(run_service(settings, dingtalk))
 
 
 @roster_app.command("sync")
@@ -65,10 +83,25 @@ def roster_sync(
     """Build or update the roster from DingTalk departments and their managers; shows the diff first."""
     import asyncio
 
+    from bot.dingtalk.settings import CREDENTIALS_REJECTED
+    from bot.outbox import SendError
     from bot.roster_sync import sync_from_settings
-    from bot.settings import Settings
+    from bot.run import configure_logging
 
-    diff = asyncio.run(sync_from_settings(Settings(), yes=yes, root_dept_id=root))
+    settings = _settings()
+    _need_roster(settings)
+    dingtalk = _dingtalk()
+    configure_logging("WARNING")  # the operator reads the diff; warnings only, secrets masked
+    try:
+        asyncio.run(_check_credentials(dingtalk))
+    except SendError as exc:
+        _fail(f"连不上钉钉（{exc}），请检查网络后重试" if exc.transient else CREDENTIALS_REJECTED)
+    with _plain_errors():
+        try:
+            diff = asyncio.run(sync_from_settings(settings, yes=yes, root_dept_id=root))
+        except SendError as exc:
+            _fail(f"钉钉暂时不可用（{exc}），请稍后重试" if exc.transient else
+                  f"钉钉拒绝了通讯录请求（{exc}），请确认应用已开通通讯录读权限（见 docs/deploy.md）")
     typer.echo(diff.render())
     if diff and not yes:
         typer.echo("以上为差异，尚未写入；确认无误请加 --yes 再运行一次。")
@@ -101,14 +134,95 @@ def export_ledger(out: Path = typer.Option(..., "--out", help="写到哪个 .xls
 
 
 def _local():
-    from bot.settings import Settings
+    """The configured database, which must already hold the bot's data, and its settings."""
     from reminders.calendar import WorkCalendar
     from storage.db import create_schema, make_engine
 
-    settings = Settings()
-    engine = make_engine(settings.database_url)
-    create_schema(engine)
+    settings = _settings()
+    _need_data(settings)
+    with _plain_errors():
+        engine = make_engine(settings.database_url)
+        create_schema(engine)
     return settings, engine, WorkCalendar.from_file(settings.calendar_overrides)
+
+
+# -- one sentence instead of a traceback -------------------------------------------------------
+
+SETTING_PREFIXES = {"Settings": "DUBAN_", "RunSettings": "DUBAN_", "Rules": "DUBAN_RULE_",
+                    "DingTalkSettings": "DUBAN_DINGTALK_"}
+
+
+def _fail(sentence: str) -> NoReturn:
+    typer.echo(sentence, err=True)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def _valid_settings() -> Iterator[None]:
+    from pydantic import ValidationError
+
+    try:
+        yield
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        name = SETTING_PREFIXES.get(exc.title, "DUBAN_") + "_".join(str(p) for p in error["loc"]).upper()
+        _fail(f"设置 {name} 的值 {error.get('input')!r} 不对（{error['msg']}），请在环境变量或 .env 中改正")
+
+
+def _settings() -> Settings:
+    from bot.settings import Settings
+
+    with _valid_settings():
+        return Settings()
+
+
+def _dingtalk() -> DingTalkSettings:
+    from bot.dingtalk.settings import CREDENTIALS_MISSING, DingTalkSettings
+
+    with _valid_settings():
+        dingtalk = DingTalkSettings()
+    if not (dingtalk.client_id and dingtalk.client_secret.get_secret_value()):
+        _fail(CREDENTIALS_MISSING)
+    return dingtalk
+
+
+async def _check_credentials(dingtalk: DingTalkSettings) -> None:
+    """Ask DingTalk for a token first, so that refused credentials get their own sentence."""
+    from bot.dingtalk.openapi import OpenApiClient
+
+    async with OpenApiClient(dingtalk) as client:
+        await client.access_token()
+
+
+def _need_roster(settings: Settings) -> None:
+    if not settings.roster_file.is_file():
+        _fail(f"找不到花名册文件 {settings.roster_file.absolute()}：请把 DUBAN_ROSTER_FILE 设为花名册的路径，"
+              f"例如 DUBAN_ROSTER_FILE=/var/lib/duban/roster.yaml")
+
+
+def _need_data(settings: Settings) -> None:
+    """A SQLite file that is not there means "no data here": say so rather than create an empty one."""
+    from sqlalchemy.engine import make_url
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        path = Path(url.database)
+        if not path.is_file():
+            _fail(f"这里没有督办数据：数据库文件 {path.absolute()} 不存在；请把 DUBAN_DATABASE_URL 设为督办助手"
+                  f"所用的数据库，例如 DUBAN_DATABASE_URL=sqlite:////var/lib/duban/duban.db")
+
+
+@contextmanager
+def _plain_errors() -> Iterator[None]:
+    from sqlalchemy.exc import ArgumentError, DBAPIError
+
+    try:
+        yield
+    except RosterError as exc:
+        _fail(f"{exc}（花名册由 DUBAN_ROSTER_FILE 指定）")
+    except (DBAPIError, ArgumentError) as exc:
+        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+        _fail(f"打不开数据库（{reason}），请检查 DUBAN_DATABASE_URL")
 
 
 def _moment(day: str | None):

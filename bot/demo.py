@@ -17,7 +17,6 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import datetime, timedelta
-from pathlib import Path
 
 from sqlmodel import Session, select
 
@@ -28,7 +27,6 @@ from bot.outbox import OutgoingMessage
 from bot.simulation import Simulation
 from storage.models import Outbox
 
-ROSTER = Path(__file__).resolve().parent.parent / "examples" / "roster.yaml"
 START = shanghai(2026, 11, 23, 9, 30)  # a Monday
 
 

@@ -12,11 +12,13 @@ import contextlib
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import sys
 from collections.abc import Iterator
 from datetime import datetime, timedelta
+from typing import TextIO
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
@@ -36,7 +38,7 @@ from bot.dingtalk.settings import DingTalkSettings
 from bot.dingtalk.stream import StreamClient
 from bot.dingtalk.transport import DingTalkTransport
 from bot.outbox import SendPacer, deliver_due, enqueue, run_sender
-from bot.settings import Settings
+from bot.settings import ENV_FILE, Settings
 from reminders.calendar import WorkCalendar
 from reminders.reports import issue_due
 from reminders.scheduler import Waker
@@ -52,7 +54,7 @@ STOP_STREAM_SECONDS = 15.0
 
 
 class RunSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DUBAN_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DUBAN_", env_file=ENV_FILE, extra="ignore")
 
     http_host: str = "127.0.0.1"  # /healthz and /metrics: localhost only by default
     http_port: int = 8787
@@ -65,19 +67,64 @@ class KeyValueFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         line = (f"ts={datetime.fromtimestamp(record.created).astimezone().isoformat(timespec='milliseconds')} "
                 f"level={record.levelname} logger={record.name} msg={json.dumps(record.getMessage(), ensure_ascii=False)}")
-        if record.exc_info:
-            line += f" exc={json.dumps(self.formatException(record.exc_info), ensure_ascii=False)}"
+        if record.exc_info or record.exc_text:
+            exc = record.exc_text or self.formatException(record.exc_info)  # type: ignore[arg-type]
+            line += f" exc={json.dumps(exc, ensure_ascii=False)}"
         return line
 
 
-def configure_logging(level: str) -> None:
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(KeyValueFormatter())
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+# A token, session key, stream ticket or secret: as a URL query parameter, a JSON or dict key, or a header.
+_SECRET = re.compile(
+    r"""((?:access_token|session|ticket)=
+       |["']?(?:clientSecret|appSecret|accessToken|access_token|x-acs-dingtalk-access-token|ticket)["']?
+        \s*[:=,]\s*b?["']?)
+       [^\s&"'\\,;)}\]>]+""",
+    re.IGNORECASE | re.VERBOSE)
+
+
+def redact(text: str) -> str:
+    return _SECRET.sub(r"\1***", text)
+
+
+class RedactSecrets(logging.Filter):
+    """Defence in depth: whatever a library or we log, the journal never gets a credential."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record: the handler reports it, we must not raise here
+            return True
+        if (clean := redact(message)) != message:
+            record.msg, record.args = clean, None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = redact(record.exc_text)
+        return True
+
+
+QUIET_LOGGERS = {
     # the SDK logs a warning for every `ping` frame it routes; our stream client logs what matters
-    logging.getLogger("dingtalk_stream.client").setLevel(logging.ERROR)
+    "dingtalk_stream.client": logging.ERROR,
     # APScheduler logs every re-planned wake-up job at INFO: noise, since the database is the schedule
-    logging.getLogger("apscheduler").setLevel(logging.WARNING)
+    "apscheduler": logging.WARNING,
+    # httpx logs each request's URL at INFO (access_token=, session= in the query); websockets logs
+    # handshakes (the stream ticket) and whole frames (what people typed) at DEBUG
+    "httpx": logging.WARNING,
+    "httpcore": logging.WARNING,
+    "websockets": logging.WARNING,
+    # a line for every /healthz and /metrics scrape
+    "aiohttp.access": logging.WARNING,
+}
+
+
+def configure_logging(level: str, stream: TextIO | None = None) -> None:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(KeyValueFormatter())
+    handler.addFilter(RedactSecrets())
+    logging.basicConfig(level=level, handlers=[handler], force=True)
+    for name, quiet in QUIET_LOGGERS.items():
+        logging.getLogger(name).setLevel(quiet)
 
 
 def outbox_route(engine: Engine, clock: Clock, wake: asyncio.Event | None = None) -> ViaOutbox:
@@ -130,9 +177,10 @@ class Service:
         self._tasks["sender"] = asyncio.create_task(run_sender(
             self.engine, self.transport, self.clock, self.worker, self._stop_sending, pacer=self.pacer, wake=self._wake))
         self.waker.start()
-        # bulletins: a daily 09:00 look (each report knows whether it is due and goes out once per
-        # period), and one look now, so a report due while the bot was down still goes out
-        self.waker.add_cron("bulletins", self._bulletins, hour=9, minute=0)
+        # bulletins: a daily look at work_start, when reports fall due (each knows whether it is due
+        # and goes out once per period), and one look now, so one due while the bot was down goes out
+        start = self.settings.rules.work_start
+        self.waker.add_cron("bulletins", self._bulletins, hour=start.hour, minute=start.minute)
         self.waker.add_cron("housekeeping", self._housekeeping, hour=3, minute=0)
         await self._bulletins()
         await self._start_http()
@@ -220,10 +268,14 @@ class Service:
         except Exception:
             log.exception("health: database unreachable")
             database = False
-        ok = database and self.stream.connected
+        stream = self.stream
+        ok = database and stream.connected
         return {
             "status": "ok" if ok else "degraded",
-            "stream_connected": self.stream.connected,
+            "stream_connected": stream.connected,
+            # why the stream is down: the last failure's reason, or "connecting" before the first answer
+            "stream_down_reason": None if stream.connected else (stream.last_failure or "connecting"),
+            "stream_failures": stream.failures,  # failed attempts since the last connection
             "database": database,
             "oldest_undelivered_seconds": oldest,
             "outbox": {str(status): counts.get(status, 0) for status in OutboxStatus},
@@ -256,13 +308,10 @@ class _Collector:
                                 value=float(oldest) if isinstance(oldest, float) else 0.0)
 
 
-async def run(settings: Settings) -> None:
-    """`duban run`: until SIGTERM or SIGINT."""
+async def run(settings: Settings, dingtalk: DingTalkSettings) -> None:
+    """`duban run`: until SIGTERM or SIGINT (the CLI has checked the roster and the credentials)."""
     options = RunSettings()
     configure_logging(options.log_level)
-    dingtalk = DingTalkSettings()
-    if not (dingtalk.client_id and dingtalk.client_secret.get_secret_value()):
-        raise SystemExit("缺少 DUBAN_DINGTALK_CLIENT_ID / DUBAN_DINGTALK_CLIENT_SECRET，见 docs/deploy.md")
     service = Service(settings, dingtalk, options)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

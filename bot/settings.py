@@ -1,4 +1,8 @@
-"""One Settings object, read from the environment (prefix DUBAN_) or a .env file, passed down."""
+"""One Settings object, read from the environment (prefix DUBAN_) or a .env file, passed down.
+
+Every settings class (these, DingTalkSettings, RunSettings) reads the same `.env`, in the working
+directory; a variable set in the environment wins over the file.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+ENV_FILE = ".env"
+
 
 class DayCounting(StrEnum):
     CALENDAR = "calendar"  # 第五、六条 say 第5天 / 10天内: calendar days (default)
@@ -18,7 +24,7 @@ class DayCounting(StrEnum):
 class Rules(BaseSettings):
     """The numbers of the 三色 rules. Every default comes from the seeds; all can be changed."""
 
-    model_config = SettingsConfigDict(env_prefix="DUBAN_RULE_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DUBAN_RULE_", env_file=ENV_FILE, extra="ignore")
 
     default_deadline_workdays: int = 7  # 第三条
     ack_reminder_workdays: int = 1  # SPEC §2.2
@@ -29,7 +35,7 @@ class Rules(BaseSettings):
     signer_reminder_workdays: int = 1  # SPEC §3: a draft waiting more than 1 working day
     day_counting: DayCounting = DayCounting.CALENDAR
     auto_issue: bool = False  # issue yellow/red without waiting for a signature
-    work_start: time = time(9, 0)
+    work_start: time = time(9, 0)  # also when the daily look for due bulletins runs
     work_end: time = time(18, 0)
     due_time: time = time(17, 30)  # a date-only deadline falls due at the end of that working day
     score_blue: int = -1  # 第九条
@@ -46,10 +52,10 @@ class Rules(BaseSettings):
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DUBAN_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DUBAN_", env_file=ENV_FILE, extra="ignore")
 
     database_url: str = "sqlite:///duban.db"
-    roster_file: Path = Path("examples/roster.yaml")
+    roster_file: Path = Path("roster.yaml")  # like the database, in the working directory by default
     calendar_overrides: Path | None = None
     code_prefix: str = "DB"
     year_end_report: str = "12-31"  # MM-DD: the year-end report covers the year it is issued in

@@ -10,6 +10,8 @@ import asyncio
 import itertools
 from collections.abc import Callable
 from datetime import datetime
+from importlib import resources
+from importlib.abc import Traversable
 from pathlib import Path
 
 from sqlalchemy import func
@@ -24,7 +26,9 @@ from reminders.calendar import WorkCalendar
 from storage.db import create_schema, make_engine
 from storage.models import Notice, NoticeStatus, Task
 
-ROSTER = Path(__file__).resolve().parent.parent / "examples" / "roster.yaml"
+# the example county, shipped as package data so that `duban demo` works from a wheel; in the
+# source tree bot/data/roster.yaml is a link to examples/roster.yaml, the copy people read and edit
+ROSTER: Traversable = resources.files("bot") / "data" / "roster.yaml"
 
 
 class RecordingTransport:
@@ -40,14 +44,15 @@ class RecordingTransport:
 
 class Simulation:
     def __init__(self, db_url: str, start: datetime, *, settings: Settings | None = None,
-                 calendar: WorkCalendar | None = None, roster: Path = ROSTER,
+                 calendar: WorkCalendar | None = None, roster: Path | Traversable = ROSTER,
                  transport: Callable[[object, FakeClock], Transport] | None = None) -> None:
         self.engine = make_engine(db_url)
         create_schema(self.engine)
         self.clock = FakeClock(start)
         self.bot = Bot(self.engine, settings or Settings(database_url=db_url), self.clock,
                        calendar or WorkCalendar())
-        self.bot.load_roster(roster)
+        with resources.as_file(roster) as path:
+            self.bot.load_roster(path)
         self.transport = transport(self.engine, self.clock) if transport else RecordingTransport(self.clock)
         self._ids = itertools.count(1)
 

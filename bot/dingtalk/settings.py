@@ -8,10 +8,15 @@ from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.outbox import DEFAULT_RATE_PER_SECOND
+from bot.settings import ENV_FILE
+
+# DingTalk refused the app's Client ID / Secret: the one sentence the log and the CLI give for it
+CREDENTIALS_REJECTED = "钉钉拒绝了应用凭据，请检查 DUBAN_DINGTALK_CLIENT_ID / CLIENT_SECRET"
+CREDENTIALS_MISSING = "缺少 DUBAN_DINGTALK_CLIENT_ID / DUBAN_DINGTALK_CLIENT_SECRET，见 docs/deploy.md"
 
 
 class DingTalkSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DUBAN_DINGTALK_", env_file=".env", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DUBAN_DINGTALK_", env_file=ENV_FILE, extra="ignore")
 
     client_id: str = ""  # the app's Client ID (旧称 AppKey)
     client_secret: SecretStr = SecretStr("")  # Client Secret (旧称 AppSecret)
@@ -24,6 +29,9 @@ class DingTalkSettings(BaseSettings):
     oapi_endpoint: str = "https://oapi.dingtalk.com"  # the old host: media upload and the org chart
     rate_per_second: float = DEFAULT_RATE_PER_SECOND  # sends per second, all recipients together
     timeout_seconds: float = 10.0  # per HTTP request; a timeout is a transient failure, retried later
+    # the stream's reconnect backoff: doubling from min to max (each wait jittered down to half)
+    reconnect_min_seconds: float = 0.5
+    reconnect_max_seconds: float = 30.0
 
     @model_validator(mode="after")
     def _defaults(self) -> DingTalkSettings:

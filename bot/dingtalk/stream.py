@@ -6,7 +6,9 @@ only `start()`, because the SDK's loop
   the outbox sender and the health endpoint) while DingTalk is slow;
 - swallows CancelledError and sleeps 10 s, so it cannot be stopped cleanly;
 - starts frame tasks without keeping them, so in-flight messages cannot be awaited on shutdown;
-- reads its URL from a module constant frozen at import; ours comes from DingTalkSettings.
+- reads its URL from a module constant frozen at import; ours comes from DingTalkSettings;
+- gives up on failures it did not foresee. Ours retries every failure for ever, with capped
+  backoff and jitter, logs one line for each, and keeps the reason for /healthz.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import random
 from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import quote_plus
@@ -22,55 +25,80 @@ from urllib.parse import quote_plus
 import dingtalk_stream
 import httpx
 import websockets
+import websockets.exceptions  # explicitly: websockets loads its submodules lazily, on first use
 from dingtalk_stream import SystemMessage
 
 from bot.dingtalk.inbound import TOPIC, InboundHandler
-from bot.dingtalk.settings import DingTalkSettings
-from bot.outbox import SendError
+from bot.dingtalk.settings import CREDENTIALS_REJECTED, DingTalkSettings
 
 log = logging.getLogger(__name__)
 
-RECONNECT_MIN_SECONDS = 0.5
-RECONNECT_MAX_SECONDS = 30.0
 DRAIN_SECONDS = 10.0  # DingTalk closes TCP ~10 s after `disconnect`: in-flight acks fit in that
+
+
+class StreamDown(Exception):
+    """Why a connection could not be opened, in words fit for the log and /healthz."""
+
+
+class CredentialsRejected(StreamDown):
+    def __init__(self) -> None:
+        super().__init__(CREDENTIALS_REJECTED)
 
 
 class StreamClient(dingtalk_stream.DingTalkStreamClient):
     def __init__(self, settings: DingTalkSettings, handler: InboundHandler, *,
-                 http: httpx.AsyncClient | None = None) -> None:
+                 http: httpx.AsyncClient | None = None, rng: random.Random | None = None) -> None:
         credential = dingtalk_stream.Credential(settings.client_id, settings.client_secret.get_secret_value())
         super().__init__(credential, logger=logging.getLogger("dingtalk_stream.client"))
         self.OPEN_CONNECTION_API = f"{settings.openapi_endpoint}/v1.0/gateway/connections/open"
         self.register_callback_handler(TOPIC, handler)
         self._http = http or httpx.AsyncClient(timeout=settings.timeout_seconds)
         self._timeout = settings.timeout_seconds
+        self._backoff = (settings.reconnect_min_seconds, settings.reconnect_max_seconds)
+        self._rng = rng or random.Random()
         self._stop = asyncio.Event()
         self._in_flight: set[asyncio.Task[Any]] = set()
         self.connected = False
         self.connections = 0  # how many times a websocket was established (for tests and metrics)
+        self.failures = 0  # failed attempts since the last connection was established
+        self.last_failure: str | None = None  # why the last attempt failed; None once connected
 
     async def start(self) -> None:
-        """Connect, serve frames, reconnect; returns after stop() once in-flight frames are done."""
+        """Connect, serve frames, reconnect; returns after stop() once in-flight frames are done.
+        Every failure, whatever it is, is logged and retried: the stream must never die quietly."""
         self.pre_start()
-        delay = RECONNECT_MIN_SECONDS
         while not self._stop.is_set():
             try:
                 endpoint = await self._open_connection()
                 async with websockets.connect(endpoint, open_timeout=self._timeout) as ws:
                     self.websocket, self.connected = ws, True
                     self.connections += 1
-                    delay = RECONNECT_MIN_SECONDS
+                    self.failures, self.last_failure = 0, None
                     log.info("stream connected connection=%s", self.connections)
                     await self._serve(ws)
                     await self._drain()  # before the socket closes, so their acks still go out
-            except (OSError, TimeoutError, SendError, websockets.exceptions.WebSocketException) as exc:
-                log.warning("stream connection failed: %s; retrying in %.1fs", exc, delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._stop.wait(), delay)
-                delay = min(delay * 2, RECONNECT_MAX_SECONDS)
+            except Exception as exc:  # anything at all (not cancellation): log it and try again
+                self.connected = False  # now, not in `finally`: /healthz must say so while we wait
+                await self._pause_after(exc)
             finally:
                 self.connected = False
         await self._drain()
+
+    async def _pause_after(self, exc: Exception) -> None:
+        self.failures += 1
+        self.last_failure = _reason(exc)
+        low, high = self._backoff
+        delay = min(low * 2 ** (self.failures - 1), high)
+        delay *= self._rng.uniform(0.5, 1.0)  # jitter: instances that lost DingTalk together spread out
+        if isinstance(exc, CredentialsRejected):
+            log.error("%s（第 %d 次，%.2f 秒后重试）", self.last_failure, self.failures, delay)
+        elif isinstance(exc, StreamDown | OSError | TimeoutError | websockets.exceptions.WebSocketException):
+            log.warning("stream connection failed: %s; retry %d in %.2fs", self.last_failure, self.failures, delay)
+        else:  # not a network failure we know: a bug or a library surprise, so keep the traceback
+            log.error("stream connection failed: %s; retry %d in %.2fs", self.last_failure, self.failures, delay,
+                      exc_info=exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), delay)
 
     async def stop(self) -> None:
         """Stop taking frames; start() returns once the frames being handled are finished."""
@@ -87,11 +115,22 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
                 "subscriptions": [{"type": "CALLBACK", "topic": topic} for topic in self.callback_handler_map],
                 "ua": "duban/dingtalk-stream-python",
             })
-            response.raise_for_status()
+        except httpx.HTTPError as exc:
+            raise StreamDown(f"DingTalk unreachable (connections/open: {type(exc).__name__} {exc})") from exc
+        try:
             body = response.json()
-            return f"{body['endpoint']}?ticket={quote_plus(body['ticket'])}"
-        except (httpx.HTTPError, ValueError, KeyError) as exc:
-            raise SendError(f"connections/open: {exc!r}", transient=True) from exc
+        except ValueError:
+            body = None
+        body = body if isinstance(body, dict) else {}
+        code = str(body.get("code") or "")
+        if response.status_code in (401, 403) or (
+                response.status_code == 400 and any(w in code.lower() for w in ("client", "secret", "auth"))):
+            raise CredentialsRejected()
+        if response.is_error:
+            raise StreamDown(f"connections/open: HTTP {response.status_code} {code}".rstrip())
+        if not (isinstance(body.get("endpoint"), str) and isinstance(body.get("ticket"), str)):
+            raise StreamDown("connections/open: no endpoint and ticket in the answer")
+        return f"{body['endpoint']}?ticket={quote_plus(body['ticket'])}"
 
     async def _serve(self, ws: websockets.ClientConnection) -> None:
         """Read frames until the server says `disconnect`, the socket closes, or stop() is called."""
@@ -130,3 +169,13 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
     async def _drain(self) -> None:
         if self._in_flight:
             await asyncio.wait(set(self._in_flight), timeout=DRAIN_SECONDS)
+
+
+def _reason(exc: Exception) -> str:
+    if isinstance(exc, StreamDown):
+        return str(exc)
+    if isinstance(exc, websockets.exceptions.ConnectionClosed):
+        return f"connection lost ({exc})"
+    if isinstance(exc, websockets.exceptions.InvalidStatus):
+        return f"websocket refused: HTTP {exc.response.status_code}"
+    return f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
