@@ -5,15 +5,21 @@ the signing role to its new holder. Through the real Bot on a simulated clock, S
 
 from __future__ import annotations
 
+import asyncio
+import shutil
 from datetime import datetime
 from pathlib import Path
 
 from sqlmodel import Session, func, select
 
 from bot.clock import shanghai as sh
+from bot.dingtalk.openapi import OpenApiClient
+from bot.dingtalk.settings import DingTalkSettings
 from bot.outbox import OutgoingMessage
+from bot.roster_sync import sync_roster
 from bot.simulation import ROSTER, Simulation
 from storage.models import Notice, NoticeKind, NoticeStatus, Outbox, ScoreEvent, Task, Unit
+from tests.emulator import Department, Emulator, OrgUser
 
 LEADER, OFFICE, OFFICE2 = "u_xianzhang", "u_ducha1", "u_ducha2"
 OLD_DEPUTY, NEW_DEPUTY = "u_changwu", "u_changwu2"
@@ -181,3 +187,35 @@ def test_a_unit_listed_again_gets_its_tasks_back_with_a_fresh_clock(sim_any, tmp
 
 def blues(sim: Simulation, code: str) -> int:
     return sum(1 for n in notices_of(sim, code) if n.kind is NoticeKind.BLUE and n.status is NoticeStatus.ISSUED)
+
+
+async def test_roster_sync_goes_through_the_same_diff_and_says_what_happened(sim_any, dingtalk: Emulator,
+                                                                             tmp_path):
+    sim = sim_any
+    code = await asyncio.to_thread(assign, sim, "交办 城关镇 老旧小区改造摸底 截止12月10日")
+    roster = tmp_path / "roster.yaml"
+    shutil.copy(ROSTER, roster)
+    dingtalk.departments = {d.dept_id: d for d in [
+        Department(10, "县住建局", 1, ["u_zhujian2"]), Department(11, "县应急局", 1, ["u_yingji"]),
+        Department(12, "县市场监管局", 1, ["u_shijian"]), Department(13, "县教育局", 1, ["u_jiaoyu"]),
+        Department(14, "文星街道", 1, ["u_wenxing"]),
+    ]}  # 城关镇 is gone, 县住建局 has a new head
+    dingtalk.users = {u.userid: u for u in [
+        OrgUser("u_zhujian2", "李新民", "局长", [10]), OrgUser("u_yingji", "陈志强", "局长", [11]),
+        OrgUser("u_shijian", "黄丽", "局长", [12]), OrgUser("u_jiaoyu", "林涛", "局长", [13]),
+        OrgUser("u_wenxing", "罗斌", "街道办主任", [14]),
+    ]}
+    settings = DingTalkSettings(client_id=dingtalk.client_id, client_secret=dingtalk.client_secret,
+                                oapi_endpoint=dingtalk.url)
+    async with OpenApiClient(settings) as client:
+        diff = await sync_roster(client, roster, sim.engine, yes=True, now=sim.clock.now(), esc=sim.bot.escalation)
+    text = diff.render()
+    assert f"- 单位 城关镇 已移出花名册，1 项未办结事项暂停督办（不再提醒、不再扣分），已发给督查室改派：{code}" in text
+    assert "- 人员 县住建局局长 王建华（u_zhujian） 已离开花名册" in text
+    assert "- 人员 城关镇党政办主任 马丽（u_chengguan_ll） 已离开花名册" in text
+
+    await asyncio.to_thread(sim.deliver)
+    assert any(code in m.text for m in dms(sim, OFFICE) if "城关镇" in m.title)
+    assert (await asyncio.to_thread(sim.say, "u_zhujian", "我的"))[0].title == "未登记"
+    refused = await asyncio.to_thread(sim.say, LEADER, "交办 城关镇 新的一项 截止12月20日")
+    assert refused[0].title == "没有这个单位"
