@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlmodel import Session, delete, func, select
+from sqlmodel import Session, func, select
 
 from bot.channel import Action
 from bot.clock import SHANGHAI
@@ -19,8 +19,6 @@ from storage.models import (
     Notice,
     NoticeKind,
     NoticeStatus,
-    Outbox,
-    OutboxStatus,
     Person,
     Role,
     ScoreEvent,
@@ -189,9 +187,6 @@ def move_drafts(session: Session, now: datetime, esc: Escalation) -> list[tuple[
         new = queries.first_with_role(session, role)
         if new is None:
             continue  # the roster check requires every signing role: only a hand-built database gets here
-        # its DM to the old signer, if still waiting for working hours, must not go out any more
-        session.exec(delete(Outbox).where(Outbox.notice_id == notice.id, Outbox.status == OutboxStatus.PENDING,
-                                          Outbox.target == "user", Outbox.recipient == notice.signer_id))
         notice.signer_id = new.user_id
         session.add(notice)
         task = session.get(Task, notice.task_id)
