@@ -45,7 +45,7 @@ def reassign(ctx: Context, args: str) -> None:
         except DeadlineError as exc:
             raise UserError(f"deadline_{exc.kind}", expression=exc.expression) from exc
     old_unit = ctx.session.get(Unit, task.lead_unit_id)
-    old_head = queries.unit_head(ctx.session, old_unit)  # none once the unit left the roster
+    old_head = queries.unit_head(ctx.session, old_unit)
     hand_over(ctx.session, task, unit, ctx.now, ctx.services.escalation, deadline, actor=ctx.sender.user_id)
     notify_unit(ctx.session, task, unit, old_unit, ctx.now, by=ctx.sender)
     if old_head:

@@ -31,8 +31,7 @@ def people_with_role(session: Session, role: Role) -> list[Person]:
 
 
 def unit_head(session: Session, unit: Unit) -> Person | None:
-    head = session.get(Person, unit.head_user_id) if unit.head_user_id else None
-    return head if head is not None and head.active else None
+    return session.get(Person, unit.head_user_id) if unit.head_user_id else None  # none once the unit left
 
 
 def active_units(session: Session) -> list[Unit]:

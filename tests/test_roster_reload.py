@@ -106,6 +106,20 @@ def test_a_replaced_executive_deputy_loses_his_powers_and_his_waiting_draft_move
     assert "已签发" in sim.say(NEW_DEPUTY, f"签发 {later}")[0].title
 
 
+def test_a_held_draft_moves_to_the_new_holder_too(sim_any, tmp_path):
+    sim = sim_any
+    code = assign(sim, "交办 县住建局 燃气管道隐患排查 截止11月30日")
+    draft = sim.wait_for_draft(code, sh(2026, 12, 7, 18))
+    assert "已暂缓" in sim.say(OLD_DEPUTY, f"暂缓 {draft} 已当面督促")[0].title
+    sim.bot.load_roster(roster_file(tmp_path, (DEPUTY_LINE, DEPUTY_LINE.replace(
+        "u_changwu", NEW_DEPUTY).replace("吴立新", "冯志远"))))
+    sim.deliver()
+    [moved] = [m for m in dms(sim, NEW_DEPUTY) if draft in m.title]
+    assert "**原签发人已暂缓**：已当面督促" in moved.text
+    assert [(a.label, a.command) for a in moved.actions] == [("签发", f"签发 {draft}")]
+    assert "已签发" in sim.say(NEW_DEPUTY, f"签发 {draft}")[0].title
+
+
 def test_a_removed_unit_is_not_assignable_and_its_tasks_wait_for_reassignment(sim_any, tmp_path):
     sim = sim_any
     late = assign(sim, "交办 城关镇 老旧小区改造摸底 截止11月25日")
@@ -163,6 +177,13 @@ def test_a_removed_unit_is_not_assignable_and_its_tasks_wait_for_reassignment(si
     assert any(blues[-1].code in m.text for m in dms(sim, "u_yingji", since=reassigned_at))
     assert scores(sim, "县应急局") == [-1] and scores(sim, "城关镇") == [-1]  # the old points stay with 城关镇
     assert outbox_rows_of(sim, quiet, removed_at) == 0
+
+    # the 督查室 may set the deadline; the same unit or no unit is one sentence, changing nothing
+    assert sim.say(OFFICE, f"改派 {late} 应急")[0].title == "已是该单位"
+    assert sim.say(OFFICE, f"改派 {quiet}")[0].title == "改派格式"
+    assert sim.say(OFFICE, f"改派 {quiet} 教育局 1月5日")[0].title == f"已改派 {quiet}"
+    with Session(sim.engine) as s:
+        assert s.exec(select(Task.deadline).where(Task.code == quiet)).one() == sh(2027, 1, 5, 17, 30)
 
 
 def test_a_unit_listed_again_gets_its_tasks_back_with_a_fresh_clock(sim_any, tmp_path):
