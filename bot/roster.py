@@ -206,7 +206,7 @@ def apply_roster(session: Session, roster: Roster, now: datetime | None = None,
         change.drafts_moved.append(f"{draft.code}：{old.name if old else '（无）'} → {new.name}")
     _tell_the_office(session, left, now)
     if change:
-        log.warning("%s", change.render())
+        log.info("%s", change.render())
     return change
 
 

@@ -192,10 +192,12 @@ def move_drafts(session: Session, now: datetime, esc: Escalation) -> list[tuple[
         task = session.get(Task, notice.task_id)
         unit = session.get(Unit, task.lead_unit_id)
         ctx = _context(session, task, notice, unit, now, esc)
-        reply = render("notice_draft_moved", actions=_sign_actions(notice), previous=old, **ctx)
+        actions = _sign_actions(notice)[:1 if notice.status is NoticeStatus.HELD else 2]  # held: 签发 only
+        reply = render("notice_draft_moved", actions=actions, previous=old, **ctx)
         enqueue(session, reply, target="user", recipient=new.user_id, deliver_after=esc.policy.send_time(now),
                 now=now, task_id=task.id, notice_id=notice.id)
         audit.record(session, at=now, actor=audit.SYSTEM, action="notice_signer_changed", task_id=task.id,
-                     notice=notice.code, old=old.user_id if old else None, new=new.user_id)
+                     notice=notice.code, old=old.user_id if old else None, new=new.user_id,
+                     new_name=new.name)
         moved.append((notice, old, new))
     return moved

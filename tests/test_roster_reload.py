@@ -118,6 +118,7 @@ def test_a_held_draft_moves_to_the_new_holder_too(sim_any, tmp_path):
     assert "**原签发人已暂缓**：已当面督促" in moved.text
     assert [(a.label, a.command) for a in moved.actions] == [("签发", f"签发 {draft}")]
     assert "已签发" in sim.say(NEW_DEPUTY, f"签发 {draft}")[0].title
+    assert f"{draft} 转由冯志远签发" in sim.say(LEADER, f"查询 {code}")[0].text
 
 
 def test_a_removed_unit_is_not_assignable_and_its_tasks_wait_for_reassignment(sim_any, tmp_path):
@@ -170,6 +171,8 @@ def test_a_removed_unit_is_not_assignable_and_its_tasks_wait_for_reassignment(si
     [told] = [m for m in dms(sim, "u_yingji", since=reassigned_at) if late in m.title]
     assert ("签收", f"签收 {late}") in [(a.label, a.command) for a in told.actions]
     assert "签收" in sim.say("u_yingji", f"签收 {late}")[0].title
+    history = sim.say(OFFICE, f"查询 {late}")[0].text
+    assert "城关镇移出花名册，暂停督办" in history and "改派给县应急局，期限2026-12-30 17:30" in history
 
     sim.run_until(sh(2026, 12, 31, 10))
     blues = [n for n in notices_of(sim, late) if n.kind is NoticeKind.BLUE]
