@@ -16,16 +16,17 @@ from sqlalchemy.exc import IntegrityError
 from bot.channel import Incoming, Reply
 from bot.clock import Clock
 from bot.render import render
-from bot.roster import apply_roster, load_roster
+from bot.roster import RosterChange, apply_roster, load_roster
 from bot.settings import Settings
-from handlers import extensions, queries, reports, signing, tasks  # noqa: F401  (they register their commands)
+from handlers import extensions, queries, reassign, reports, signing, tasks  # noqa: F401  (they register their commands)
 from handlers.parsing import clean_incoming
 from handlers.queries import suggest
 from handlers.registry import Context, Services, UserError, may_use, split_command
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
+from storage import queries as q
 from storage.db import transaction
-from storage.models import Person, ProcessedMessage
+from storage.models import ProcessedMessage
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,10 @@ class Bot:
         self.escalation = Escalation(calendar, settings.rules)
         self.services = Services(settings, calendar, self.escalation)
 
-    def load_roster(self, path: Path) -> None:
+    def load_roster(self, path: Path) -> RosterChange:
         roster = load_roster(path)
         with transaction(self.engine) as session:
-            apply_roster(session, roster)
+            return apply_roster(session, roster, self.clock.now(), self.escalation)
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         # database work is synchronous: keep it off the event loop that the stream client runs on
@@ -66,7 +67,7 @@ class Bot:
                 if incoming.msg_id and session.get(ProcessedMessage, incoming.msg_id):
                     log.info("msg %s already processed: ignored", incoming.msg_id)
                     return []
-                sender = session.get(Person, incoming.sender_id)
+                sender = q.member(session, incoming.sender_id)  # someone who left the roster is a stranger
                 if not may_use(cmd, sender):
                     raise UserError("stranger" if sender is None else "not_allowed", command=cmd.name,
                                     role=sender.role if sender else None)

@@ -4,7 +4,9 @@ first manager (dept_manager_userid_list) is the unit's head.
 The roster file stays the source of truth: a sync computes the new roster, shows what would
 change, and only with `yes` rewrites the file (the old one kept as *.bak) and applies it to the
 database. Officials, groups, unit aliases and liaisons are the operator's and are kept as they are.
-Units gone from DingTalk leave the file; the database keeps them with their tasks' history.
+Units gone from DingTalk leave the file; applying goes through the same diff as every roster load
+(bot/roster.py apply_roster): they and people no longer listed lose their standing, their open tasks
+are suspended and listed to the 督查室 for 改派, and the operator is shown what happened.
 """
 
 from __future__ import annotations
@@ -21,8 +23,10 @@ from sqlalchemy.engine import Engine
 from bot.clock import SHANGHAI
 from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.settings import DingTalkSettings
-from bot.roster import PersonEntry, Roster, RosterError, UnitEntry, apply_roster, load_roster
-from bot.settings import Settings
+from bot.roster import PersonEntry, Roster, RosterChange, RosterError, UnitEntry, apply_roster, load_roster
+from bot.settings import Rules, Settings
+from reminders.calendar import WorkCalendar
+from reminders.engine import Escalation
 from storage.db import create_schema, make_engine, transaction
 
 log = logging.getLogger(__name__)
@@ -43,6 +47,7 @@ class RosterDiff:
     changed: list[str] = field(default_factory=list)
     removed: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    applied: RosterChange | None = None  # what writing it did to the database, once applied
 
     def __bool__(self) -> bool:
         return bool(self.added or self.changed or self.removed)
@@ -52,7 +57,8 @@ class RosterDiff:
         lines += [f"- {line}" for line in self.removed] + [f"! {line}" for line in self.warnings]
         summary = (f"与钉钉通讯录相比：新增 {len(self.added)} 项，变更 {len(self.changed)} 项，"
                    f"移除 {len(self.removed)} 项" if self else "花名册与钉钉通讯录一致，无需更新")
-        return "\n".join([summary, *lines])
+        applied = [self.applied.render()] if self.applied is not None else []
+        return "\n".join([summary, *lines, *applied])
 
 
 async def fetch_org(client: OpenApiClient, root_dept_id: int = ROOT_DEPARTMENT) -> list[OrgUnit]:
@@ -101,7 +107,7 @@ def plan(roster: Roster, org: list[OrgUnit]) -> tuple[Roster, RosterDiff]:
     kept = {u.name for u in units}
     for old in roster.units:
         if old.name not in kept:
-            diff.removed.append(f"单位 {old.name}（钉钉中已无此部门；数据库保留其历史记录）")
+            diff.removed.append(f"单位 {old.name}（钉钉中已无此部门；其未办结事项将暂停督办，交督查室改派）")
     heads_now = {u.head.id for u in units}
     for head_id, unit in old_heads.items():
         if head_id not in heads_now:
@@ -110,7 +116,8 @@ def plan(roster: Roster, org: list[OrgUnit]) -> tuple[Roster, RosterDiff]:
 
 
 async def sync_roster(client: OpenApiClient, roster_path: Path, engine: Engine, *, yes: bool,
-                      root_dept_id: int = ROOT_DEPARTMENT, now: datetime | None = None) -> RosterDiff:
+                      root_dept_id: int = ROOT_DEPARTMENT, now: datetime | None = None,
+                      esc: Escalation | None = None) -> RosterDiff:
     """Compare the roster file with DingTalk; with `yes`, write the file and the database."""
     roster = load_roster(roster_path)
     new, diff = plan(roster, await fetch_org(client, root_dept_id))
@@ -119,9 +126,10 @@ async def sync_roster(client: OpenApiClient, roster_path: Path, engine: Engine, 
     except ValidationError as exc:
         raise RosterError(f"按钉钉通讯录生成的花名册不合法，未写入：{exc}") from exc
     if yes and diff:
-        write_roster(roster_path, new, now or datetime.now(SHANGHAI))
+        now = now or datetime.now(SHANGHAI)
+        write_roster(roster_path, new, now)
         with transaction(engine) as session:
-            apply_roster(session, new)
+            diff.applied = apply_roster(session, new, now, esc or Escalation(WorkCalendar(), Rules()))
         log.info("roster synced from DingTalk: %d added, %d changed, %d removed",
                  len(diff.added), len(diff.changed), len(diff.removed))
     return diff
@@ -134,7 +142,9 @@ async def sync_from_settings(settings: Settings, *, yes: bool, root_dept_id: int
     create_schema(engine)
     try:
         async with OpenApiClient(DingTalkSettings()) as client:
-            return await sync_roster(client, settings.roster_file, engine, yes=yes, root_dept_id=root_dept_id)
+            esc = Escalation(WorkCalendar.from_file(settings.calendar_overrides), settings.rules)
+            return await sync_roster(client, settings.roster_file, engine, yes=yes, root_dept_id=root_dept_id,
+                                     esc=esc)
     finally:
         engine.dispose()
 

@@ -103,7 +103,7 @@ def find_unit(session: Session, word: str) -> Unit | None:
     word = word.strip()
     if not word:
         return None
-    units = list(session.exec(select(Unit)))
+    units = queries.active_units(session)  # a unit that left the roster can no longer be named
     for unit in units:
         if word == unit.name or word in unit.aliases:
             return unit
@@ -115,4 +115,4 @@ def find_unit(session: Session, word: str) -> Unit | None:
 
 
 def unit_names(session: Session) -> list[str]:
-    return [u.name for u in session.exec(select(Unit).order_by(Unit.id))]
+    return [u.name for u in queries.active_units(session)]

@@ -22,7 +22,7 @@ from reminders import notices as notice_io
 from reminders.calendar import WorkCalendar
 from reminders.policy import NoticeState, Policy, TaskState
 from storage.db import is_postgres, transaction
-from storage.models import Notice, NoticeStatus, Task, TaskStatus
+from storage.models import OPEN_STATUSES, Notice, NoticeStatus, Task, TaskStatus, Unit
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +39,9 @@ class Escalation:
 
     def settle(self, session: Session, task: Task, now: datetime) -> list[Notice]:
         """Bring one task up to date at `now` inside the caller's transaction; returns new notices."""
+        if task.status in OPEN_STATUSES and not session.get(Unit, task.lead_unit_id).active:
+            self._suspend(session, task, now)
+            return []
         created: list[Notice] = []
         for _ in range(MAX_STEPS):
             notices = list(session.exec(select(Notice).where(Notice.task_id == task.id)))
@@ -53,6 +56,15 @@ class Escalation:
             # one at a time: what falls due next may depend on what was just issued
             created.append(notice_io.create(session, task, plan.due[0], now, self))
         raise RuntimeError(f"task {task.code}: more than {MAX_STEPS} notices due at once")
+
+    def _suspend(self, session: Session, task: Task, now: datetime) -> None:
+        """Its unit left the roster: nobody can act on the task, so nothing more is sent or scored
+        (waiting drafts become void) until 改派 hands it to a unit on the roster."""
+        for notice in session.exec(select(Notice).where(
+                Notice.task_id == task.id, Notice.status.in_((NoticeStatus.DRAFT, NoticeStatus.HELD)))):
+            notice_io.void(session, task, notice, now)
+        task.next_check_at = None
+        session.add(task)
 
     def reconcile(self, engine: Engine, now: datetime, batch: int = 500,
                   on_notice: Callable[[Notice], None] | None = None) -> int:

@@ -13,7 +13,18 @@ from bot.clock import SHANGHAI
 from bot.outbox import enqueue
 from bot.render import render
 from storage import audit, queries
-from storage.models import COLOURS, Notice, NoticeKind, NoticeStatus, Role, ScoreEvent, Task, Unit
+from storage.models import (
+    COLOURS,
+    OPEN_STATUSES,
+    Notice,
+    NoticeKind,
+    NoticeStatus,
+    Person,
+    Role,
+    ScoreEvent,
+    Task,
+    Unit,
+)
 
 if TYPE_CHECKING:
     from reminders.engine import Escalation
@@ -32,6 +43,7 @@ def score_for(kind: NoticeKind, esc: Escalation) -> int:
 
 
 def create(session: Session, task: Task, due: Due, now: datetime, esc: Escalation) -> Notice:
+    # the signer is whoever holds the role now; a roster change later moves the draft (move_drafts)
     signer = queries.first_with_role(session, SIGNER_ROLE[due.kind]) if due.draft else None
     notice = Notice(
         code=f"{task.code}-{LETTER[due.kind]}{due.seq}",
@@ -158,3 +170,34 @@ def _send_draft(session: Session, task: Task, notice: Notice, now: datetime, esc
     reply = render("notice_draft", actions=_sign_actions(notice), **ctx)
     enqueue(session, reply, target="user", recipient=notice.signer_id, deliver_after=esc.policy.send_time(now),
             now=now, task_id=task.id, notice_id=notice.id)
+
+
+def move_drafts(session: Session, now: datetime, esc: Escalation) -> list[tuple[Notice, Person | None, Person]]:
+    """After a roster change: every waiting draft whose signer no longer holds the signing role
+    goes to whoever holds it now, with a DM carrying its 签发/暂缓 actions. Returns (draft, old, new)."""
+    moved = []
+    waiting = session.exec(select(Notice).join(Task, Task.id == Notice.task_id).where(
+        Notice.kind.in_(tuple(SIGNER_ROLE)), Notice.status.in_((NoticeStatus.DRAFT, NoticeStatus.HELD)),
+        Task.status.in_(OPEN_STATUSES)).order_by(Notice.id))
+    for notice in list(waiting):
+        role = SIGNER_ROLE[notice.kind]
+        old = queries.person(session, notice.signer_id or "")
+        if old is not None and old.active and old.role is role:
+            continue
+        new = queries.first_with_role(session, role)
+        if new is None:
+            continue  # the roster check requires every signing role: only a hand-built database gets here
+        notice.signer_id = new.user_id
+        session.add(notice)
+        task = session.get(Task, notice.task_id)
+        unit = session.get(Unit, task.lead_unit_id)
+        ctx = _context(session, task, notice, unit, now, esc)
+        actions = _sign_actions(notice)[:1 if notice.status is NoticeStatus.HELD else 2]  # held: 签发 only
+        reply = render("notice_draft_moved", actions=actions, previous=old, **ctx)
+        enqueue(session, reply, target="user", recipient=new.user_id, deliver_after=esc.policy.send_time(now),
+                now=now, task_id=task.id, notice_id=notice.id)
+        audit.record(session, at=now, actor=audit.SYSTEM, action="notice_signer_changed", task_id=task.id,
+                     notice=notice.code, old=old.user_id if old else None, new=new.user_id,
+                     new_name=new.name)
+        moved.append((notice, old, new))
+    return moved

@@ -74,6 +74,7 @@ class Unit(SQLModel, table=True):
     name: str = Field(unique=True)  # 县住建局
     aliases: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
     head_user_id: str | None = None
+    active: bool = True  # False once it left the roster: kept for its tasks' history, never assigned
 
 
 class Person(SQLModel, table=True):
@@ -82,6 +83,7 @@ class Person(SQLModel, table=True):
     title: str = ""
     role: Role
     unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
+    active: bool = True  # False once they left the roster: a stranger to the bot, kept as a name in history
 
 
 class ChatGroup(SQLModel, table=True):

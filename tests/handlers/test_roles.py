@@ -39,6 +39,7 @@ COMMANDS = {
     "销号": "销号 DB-2026-0002",
     "退回": "退回 DB-2026-0002 缺少附件",
     "撤销": "撤销 DB-2026-0005 已并入大检查",
+    "改派": "改派 DB-2026-0005 县教育局",
     "同意延期": "同意延期 DB-2026-0003",
     "驳回延期": "驳回延期 DB-2026-0003 理由不充分",
     "签发": "签发 DB-2026-0004-Y1",
@@ -55,6 +56,7 @@ CHANGES = {  # who changes the database with each command, on the prepared count
     "销号": {"county_head", "supervisor"},  # the assigner, or the 督查室
     "退回": {"county_head", "supervisor"},
     "撤销": {"county_head"},  # the assigner only
+    "改派": LEADERS | {"supervisor"},  # any leader or the 督查室: a unit's task to another unit
     "同意延期": {"office_director", "executive_deputy", "county_head"},  # none/blue ⇒ 主任 or higher
     "驳回延期": {"office_director", "executive_deputy", "county_head"},
     "签发": {"executive_deputy", "county_head"},  # a yellow: 常务副县长 (or 县长)
