@@ -19,7 +19,7 @@ from bot.render import render
 from bot.settings import Settings
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
-from storage import audit
+from storage import audit, queries
 from storage.models import Person, Role
 
 LEADERS = frozenset({Role.COUNTY_HEAD, Role.EXECUTIVE_DEPUTY, Role.DEPUTY, Role.OFFICE_DIRECTOR})
@@ -67,8 +67,9 @@ class Context:
 
     def notify_user(self, user_id: str | None, template: str, *, task_id: int | None = None,
                     actions: tuple[Action, ...] = (), **data: object) -> None:
-        """A direct message, through the outbox so it survives a crash. People act at any hour."""
-        if user_id:
+        """A direct message, through the outbox so it survives a crash. People act at any hour.
+        Someone who left the roster is sent nothing: a departed assigner no longer reviews."""
+        if user_id and queries.member(self.session, user_id):
             self.send(user_id, render(template, actions=actions, now=self.now, **data), task_id=task_id)
 
     def send(self, user_id: str, reply: Reply, *, task_id: int | None = None) -> None:

@@ -243,3 +243,15 @@ async def test_roster_sync_goes_through_the_same_diff_and_says_what_happened(sim
     assert (await asyncio.to_thread(sim.say, "u_zhujian", "我的"))[0].title == "未登记"
     refused = await asyncio.to_thread(sim.say, LEADER, "交办 城关镇 新的一项 截止12月20日")
     assert refused[0].title == "没有这个单位"
+
+
+def test_a_departed_assigner_is_sent_nothing_the_office_reviews_instead(sim_any, tmp_path):
+    sim = sim_any
+    code = sim.say(OLD_DEPUTY, "交办 县住建局 燃气管道隐患排查 截止12月10日", group="cid_leaders")[0].title.split()[-1]
+    sim.bot.load_roster(roster_file(tmp_path, (DEPUTY_LINE, DEPUTY_LINE.replace(
+        "u_changwu", NEW_DEPUTY).replace("吴立新", "冯志远"))))
+    since = sim.clock.now()
+    assert sim.say("u_zhujian", f"办结 {code} 排查完毕")[0].title == f"已报办结 {code}"
+    sim.deliver()
+    assert dms(sim, OLD_DEPUTY, since=since) == []
+    assert any(code in m.text for m in dms(sim, OFFICE, since=since))
