@@ -12,7 +12,7 @@ from sqlalchemy import event, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel, create_engine
 
-from storage import models  # noqa: F401  (registers the tables)
+from storage import dashboard, models  # noqa: F401  (registers the tables)
 
 
 def make_engine(url: str) -> Engine:

@@ -17,7 +17,7 @@ from __future__ import annotations
 from alembic import context
 from sqlmodel import SQLModel
 
-from storage import models  # noqa: F401  (registers the tables on SQLModel.metadata)
+from storage import dashboard, models  # noqa: F401  (registers the tables on SQLModel.metadata)
 
 connection = context.config.attributes["connection"]
 context.configure(
