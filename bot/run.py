@@ -32,6 +32,7 @@ from sqlmodel import Session, select
 from bot.app import Bot
 from bot.channel import Incoming, Reply
 from bot.clock import Clock, SystemClock
+from bot.dashboard.app import add_dashboard
 from bot.dingtalk.inbound import InboundHandler, ViaOutbox
 from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.settings import DingTalkSettings
@@ -56,7 +57,7 @@ STOP_STREAM_SECONDS = 15.0
 class RunSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="DUBAN_", env_file=ENV_FILE, extra="ignore")
 
-    http_host: str = "127.0.0.1"  # /healthz and /metrics: localhost only by default
+    http_host: str = "127.0.0.1"  # /healthz, /metrics and the dashboard (/board/): localhost only by default
     http_port: int = 8787
     log_level: str = "INFO"
 
@@ -249,6 +250,7 @@ class Service:
             return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
         app.add_routes([web.get("/healthz", healthz), web.get("/metrics", metrics)])
+        add_dashboard(app, self.engine, self.settings, self.clock, self.bot.calendar)  # /board/: 督查看板
         self._http = web.AppRunner(app)
         await self._http.setup()
         site = web.TCPSite(self._http, self.options.http_host, self.options.http_port)

@@ -60,4 +60,5 @@ class Settings(BaseSettings):
     code_prefix: str = "DB"
     year_end_report: str = "12-31"  # MM-DD: the year-end report covers the year it is issued in
     reports_dir: Path = Path("reports")  # chart images wait here until the outbox delivers them
+    dashboard_url: str = "http://127.0.0.1:8787"  # how people reach `duban run`'s web server (看板 links)
     rules: Rules = Field(default_factory=Rules)

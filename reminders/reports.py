@@ -300,6 +300,11 @@ def build_weekly(session: Session, at: datetime, rules: Rules, calendar: WorkCal
         dead=dead)
 
 
+def waiting_drafts(session: Session, at: datetime, rules: Rules, calendar: WorkCalendar) -> list[DraftRow]:
+    """The drafts waiting for a signature at `at`, as the weekly summary lists them (the dashboard)."""
+    return _waiting_drafts(History(session, at), rules, calendar)
+
+
 def _waiting_drafts(history: History, rules: Rules, calendar: WorkCalendar) -> list[DraftRow]:
     """Yellow and red drafts that, at the cut-off, were drafted and neither issued nor void."""
     session, cutoff = history.session, history.cutoff
@@ -360,9 +365,9 @@ class MonthlyBulletin:
         return sum(u.on_time for u in self.units)
 
 
-def build_monthly(session: Session, at: datetime, rules: Rules) -> MonthlyBulletin:
-    """The bulletin for the calendar month before `at`."""
-    period = month_before(at)
+def build_monthly(session: Session, at: datetime, rules: Rules, period: Period | None = None) -> MonthlyBulletin:
+    """The bulletin for the calendar month before `at` (or for `period`: the dashboard's month to date)."""
+    period = period or month_before(at)
     history = History(session, period.end)
     year = period.start.year
     month = history.tallies(period.start)

@@ -45,6 +45,7 @@ COMMANDS = {
     "签发": "签发 DB-2026-0004-Y1",
     "暂缓": "暂缓 DB-2026-0004-Y1 当面督促",
     "通报": "通报",
+    "看板": "看板",
     "台账": "台账", "我的": "我的", "查询": "查询 DB-2026-0001", "积分": "积分", "预警": "预警 7", "帮助": "帮助",
 }
 LEADERS = {"county_head", "executive_deputy", "deputy", "office_director"}
@@ -62,6 +63,7 @@ CHANGES = {  # who changes the database with each command, on the prepared count
     "签发": {"executive_deputy", "county_head"},  # a yellow: 常务副县长 (or 县长)
     "暂缓": {"executive_deputy", "county_head"},
     "通报": {"supervisor"},  # the monthly bulletin, issued now by the 督查室
+    "看板": LEADERS | {"supervisor"},  # a sign-in link to the dashboard (a link row, a DM)
 }
 ANSWERS = {"台账": ROSTER, "我的": ROSTER, "查询": ROSTER, "积分": ROSTER, "预警": ROSTER, "帮助": set(PEOPLE)}
 

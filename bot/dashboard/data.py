@@ -1,0 +1,241 @@
+"""What the dashboard pages show, built from the same functions as the bulletins and the chat queries.
+
+Scores, ranks and the month's tallies are `reminders.reports.build_monthly` — for a past month exactly
+the bulletin `duban report monthly` prints, for the current month the same builder over the month to
+date. Waiting drafts are the weekly summary's (`waiting_drafts`), colours and open/closed are the
+reports' `History`, the forecast is the policy's `upcoming` (as 预警), a unit's task rows are the 台账's
+`ledger_rows`. Nothing here counts a second way.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+
+from sqlmodel import Session, select
+
+from bot.clock import SHANGHAI, to_shanghai
+from bot.settings import Settings
+from handlers.queries import ledger_rows
+from reminders.calendar import WorkCalendar
+from reminders.engine import notice_state, task_state
+from reminders.ledger_export import LedgerView
+from reminders.policy import Policy
+from reminders.reports import (
+    DraftRow,
+    History,
+    MonthlyBulletin,
+    Period,
+    build_monthly,
+    month_before,
+    waiting_drafts,
+)
+from storage.models import COLOURS, OPEN_STATUSES, AuditEvent, Notice, NoticeKind, Person, Role, Task, Unit
+
+FORECAST_DAYS = 14
+TREND_WEEKS = 12
+UNIT_STAFF = (Role.UNIT_HEAD, Role.LIAISON)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Who is looking: the whole county, or one unit (a unit head or liaison)."""
+
+    person: Person
+
+    @property
+    def unit_id(self) -> int | None:
+        return self.person.unit_id if self.person.role in UNIT_STAFF else None
+
+    def sees_unit(self, unit_id: int) -> bool:
+        return self.unit_id is None or self.unit_id == unit_id
+
+
+@dataclass(frozen=True)
+class Filters:
+    unit_id: int | None = None
+    colour: NoticeKind | None = None
+    category: str | None = None
+    period: str = ""  # "" — this month to date; "2026-11" — that month's bulletin
+
+
+@dataclass
+class UnitRow:
+    rank: int
+    unit: Unit
+    score: int
+    year: dict[str, int]  # colour → notices received this year
+    month: dict[str, int]  # … in the period
+    due: int
+    on_time: int
+    open: int = 0
+    colours: dict[str, int] = field(default_factory=lambda: dict.fromkeys(COLOURS, 0))  # open tasks by colour
+    drafts: int = 0
+    overdue: int = 0
+
+
+@dataclass(frozen=True)
+class HeatDay:
+    day: date
+    units: dict[str, list[str]]  # colour → unit names that will receive it that day
+
+    @property
+    def top(self) -> str | None:
+        return next((k.value for k in reversed(COLOURS) if self.units.get(k)), None)
+
+    @property
+    def count(self) -> int:
+        return sum(len(v) for v in self.units.values())
+
+
+@dataclass(frozen=True)
+class WeekBar:
+    start: date
+    counts: dict[str, int]
+
+
+@dataclass
+class Overview:
+    cutoff: datetime
+    live: bool
+    bulletin: MonthlyBulletin
+    rows: list[UnitRow]
+    heat: list[HeatDay]
+    trend: list[WeekBar]
+    categories: list[str]
+    periods: list[str]
+
+
+def cutoff_of(filters: Filters, now: datetime) -> tuple[datetime, Period | None, datetime]:
+    """(the moment the page describes, the bulletin period, the `at` to build it at)."""
+    if not filters.period:
+        start = datetime(now.year, now.month, 1, tzinfo=SHANGHAI)
+        return now, Period(start, now, f"{start:%Y-%m}"), now
+    year, month = (int(p) for p in filters.period.split("-"))
+    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=SHANGHAI)
+    return end, None, end
+
+
+def recent_periods(now: datetime, count: int = 12) -> list[str]:
+    out, at = [], now
+    for _ in range(count):
+        period = month_before(at)
+        out.append(period.key)
+        at = period.start
+    return out
+
+
+def overview(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar, scope: Scope,
+             filters: Filters) -> Overview:
+    cutoff, period, at = cutoff_of(filters, now)
+    bulletin = build_monthly(session, at, settings.rules, period)
+    history = History(session, cutoff)
+    rows = {u.unit.id: UnitRow(rank=u.rank, unit=u.unit, score=u.year.total, year=u.year.count, month=u.month.count,
+                               due=u.due, on_time=u.on_time) for u in bulletin.units}
+    tasks = [t for t in history.tasks.values() if scope.sees_unit(t.lead_unit_id)
+             and (filters.category is None or t.category == filters.category)]
+    open_tasks = [t for t in tasks if history.is_open(t)]  # as the weekly summary counts them
+    for task in open_tasks:
+        row = rows[task.lead_unit_id]
+        row.open += 1
+        if (colour := history.colour(task.id)) is not None:
+            row.colours[colour] += 1
+        row.overdue += task.deadline < cutoff
+    for draft in waiting_drafts(session, cutoff, settings.rules, calendar):
+        if draft.unit.id in rows and (filters.category is None or draft.task.category == filters.category):
+            rows[draft.unit.id].drafts += 1
+    shown = [r for r in rows.values() if scope.sees_unit(r.unit.id)
+             and (filters.unit_id is None or r.unit.id == filters.unit_id)
+             and (filters.colour is None or r.colours[filters.colour] > 0)
+             and (r.unit.active or r.open)]
+    return Overview(
+        cutoff=cutoff, live=not filters.period, bulletin=bulletin, rows=shown,
+        heat=heat_strip(session, now, settings, calendar, open_tasks, history) if not filters.period else [],
+        trend=trend(history, cutoff, scope, filters),
+        categories=sorted({t.category for t in history.tasks.values()}), periods=recent_periods(now))
+
+
+def heat_strip(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar, tasks: list[Task],
+               history: History) -> list[HeatDay]:
+    """Per day of the next fortnight, which units will receive which colour if nothing changes (预警)."""
+    policy = Policy(calendar, settings.rules)
+    notices: dict[int, list[Notice]] = defaultdict(list)
+    ids = [t.id for t in tasks]
+    for chunk in range(0, len(ids), 900):  # SQLite allows a bounded number of parameters
+        for notice in session.exec(select(Notice).where(Notice.task_id.in_(ids[chunk:chunk + 900]))):
+            notices[notice.task_id].append(notice)
+    until = now + timedelta(days=FORECAST_DAYS)
+    days: dict[date, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
+    for task in tasks:
+        for due in policy.upcoming(task_state(task), [notice_state(n) for n in notices[task.id]], now, until):
+            days[to_shanghai(due.send_at).date()][due.kind].add(history.unit_by_id[task.lead_unit_id].name)
+    first = now.date() + timedelta(days=1)
+    return [HeatDay(day, {k: sorted(days[day][k]) for k in COLOURS if days[day][k]})
+            for day in (first + timedelta(days=i) for i in range(FORECAST_DAYS))]
+
+
+def trend(history: History, cutoff: datetime, scope: Scope, filters: Filters) -> list[WeekBar]:
+    """Colour notices issued per week (Monday to Sunday), the last TREND_WEEKS weeks to the cut-off."""
+    last_monday = (cutoff - timedelta(microseconds=1)).date()
+    last_monday -= timedelta(days=last_monday.weekday())
+    weeks = [last_monday - timedelta(weeks=i) for i in reversed(range(TREND_WEEKS))]
+    counts = {w: dict.fromkeys(COLOURS, 0) for w in weeks}
+    for event, notice in history.scored:
+        day = to_shanghai(event.at).date()
+        week = day - timedelta(days=day.weekday())
+        task = history.tasks.get(event.task_id)
+        if week in counts and scope.sees_unit(event.unit_id) and (
+                filters.unit_id is None or event.unit_id == filters.unit_id) and (
+                filters.category is None or task is not None and task.category == filters.category):
+            counts[week][notice.kind] += 1
+    return [WeekBar(w, counts[w]) for w in weeks]
+
+
+def drafts(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar,
+           scope: Scope) -> dict[str, list[DraftRow]]:
+    """Drafts waiting for a signature, per signer's name, oldest first."""
+    out: dict[str, list[DraftRow]] = defaultdict(list)
+    for row in waiting_drafts(session, now, settings.rules, calendar):
+        if scope.sees_unit(row.unit.id):
+            out[row.signer.name if row.signer else "（未指定签发人）"].append(row)
+    return dict(out)
+
+
+def unit_tasks(session: Session, now: datetime, unit: Unit, filters: Filters, show_closed: bool) -> list[dict]:
+    """The unit's tasks as the 台账 shows them, with each task's audit trail."""
+    query = select(Task).where(Task.lead_unit_id == unit.id).order_by(Task.deadline)
+    if not show_closed:
+        query = query.where(Task.status.in_(OPEN_STATUSES))
+    if filters.category:
+        query = query.where(Task.category == filters.category)
+    rows = ledger_rows(LedgerView(session, now), list(session.exec(query)))
+    if filters.colour:
+        rows = [r for r in rows if r["colour"] is filters.colour]
+    events = trails(session, [r["task"].id for r in rows])
+    for row in rows:
+        row["events"] = events.get(row["task"].id, [])
+    return rows
+
+
+def trails(session: Session, task_ids: list[int]) -> dict[int, list[AuditEvent]]:
+    out: dict[int, list[AuditEvent]] = defaultdict(list)
+    for chunk in range(0, len(task_ids), 900):
+        for event in session.exec(select(AuditEvent).where(AuditEvent.task_id.in_(task_ids[chunk:chunk + 900]))
+                                  .order_by(AuditEvent.at, AuditEvent.id)):
+            out[event.task_id].append(event)
+    return out
+
+
+def task_detail(session: Session, now: datetime, task: Task) -> dict:
+    row = ledger_rows(LedgerView(session, now), [task])[0]
+    row["events"] = trails(session, [task.id]).get(task.id, [])
+    row["notices"] = list(session.exec(select(Notice).where(Notice.task_id == task.id)
+                                       .order_by(Notice.created_at, Notice.id)))
+    return row
+
+
+def names(session: Session) -> dict[str, str]:
+    found = {p.user_id: p.name for p in session.exec(select(Person))}
+    found["system"] = "督办助手"
+    return found
