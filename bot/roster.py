@@ -20,6 +20,7 @@ from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
 from reminders.notices import move_drafts
 from storage import audit, queries
+from storage.dashboard import end_sessions
 from storage.models import OPEN_STATUSES, ChatGroup, Person, Role, Task, Unit
 
 log = logging.getLogger(__name__)
@@ -163,6 +164,7 @@ def apply_roster(session: Session, roster: Roster, now: datetime | None = None,
                                       f"{gone.name}（{gone.user_id}）")
             gone.active, gone.unit_id = False, None
             session.add(gone)
+            end_sessions(session, gone.user_id)  # signed out of the dashboard, even if listed again later
     for entry in roster.officials:
         _upsert_person(session, entry, LEADER_ROLES[entry.role], None)
     back: list[Unit] = []

@@ -13,7 +13,7 @@ import hashlib
 import secrets
 from datetime import datetime, timedelta
 
-from sqlalchemy import Column, String, update
+from sqlalchemy import Column, String, delete, update
 from sqlmodel import Field, Session, SQLModel
 
 from storage.models import Person
@@ -49,8 +49,8 @@ class DashboardSession(SQLModel, table=True):
 
 def issue_link(session: Session, user_id: str, now: datetime) -> str:
     """A fresh single-use sign-in token for `user_id`; expired links and sessions are tidied away."""
-    session.exec(DashboardLink.__table__.delete().where(DashboardLink.expires_at < now))  # type: ignore[attr-defined]
-    session.exec(DashboardSession.__table__.delete().where(DashboardSession.expires_at < now))  # type: ignore[attr-defined]
+    session.exec(delete(DashboardLink).where(DashboardLink.expires_at < now))  # type: ignore[call-overload]
+    session.exec(delete(DashboardSession).where(DashboardSession.expires_at < now))  # type: ignore[call-overload]
     token = secrets.token_urlsafe(32)
     session.add(DashboardLink(token_hash=_digest(token), user_id=user_id, created_at=now,
                               expires_at=now + LINK_LIFETIME))
@@ -75,6 +75,12 @@ def redeem_link(session: Session, token: str, now: datetime) -> str | None:
                                  expires_at=now + SESSION_LIFETIME))
     session.flush()
     return cookie
+
+
+def end_sessions(session: Session, user_id: str) -> None:
+    """Sign `user_id` out everywhere and void their unused links (they left the roster)."""
+    session.exec(delete(DashboardSession).where(DashboardSession.user_id == user_id))  # type: ignore[call-overload]
+    session.exec(delete(DashboardLink).where(DashboardLink.user_id == user_id))  # type: ignore[call-overload]
 
 
 def session_person(session: Session, cookie: str, now: datetime) -> Person | None:

@@ -89,7 +89,9 @@ async def security_headers(request: web.Request, handler: Callable[[web.Request]
     try:
         response = await handler(request)
     except web.HTTPException as exc:  # a 404 / 405 from the router gets the headers too
-        response = exc
+        if request.path.startswith(PREFIX):
+            exc.headers.update(SECURITY_HEADERS)
+        raise
     if request.path.startswith(PREFIX):
         response.headers.update(SECURITY_HEADERS)
     return response
@@ -129,7 +131,7 @@ class Dashboard:
         cookie = await asyncio.to_thread(redeem) if token else None
         if cookie is None:
             return refusal(403, "链接已失效（超过15分钟或已使用过），请在钉钉里重新发送「看板」获取新链接。")
-        response = web.HTTPSeeOther(f"{PREFIX}/")
+        response = web.Response(status=303, headers={"Location": f"{PREFIX}/"})
         response.set_cookie(COOKIE, cookie, max_age=int(SESSION_LIFETIME.total_seconds()), path=PREFIX,
                             httponly=True, samesite="Strict", secure=self.secure)
         return response
