@@ -28,8 +28,14 @@ app.add_typer(export_app, name="export")
 
 
 @app.command()
-def demo(colour: bool = typer.Option(sys.stdout.isatty(), "--colour/--no-colour", help="彩色输出")) -> None:
+def demo(colour: bool = typer.Option(sys.stdout.isatty(), "--colour/--no-colour", help="彩色输出"),
+         serve: bool = typer.Option(False, "--serve", help="演示结束后在 127.0.0.1:8787 打开督查看板")) -> None:
     """A whole escalation in simulated time, on a temporary database (no DingTalk account)."""
+    if serve:
+        from bot.dashboard.serve import serve_demo
+
+        serve_demo("127.0.0.1", 8787)
+        return
     from bot.demo import play
 
     play(colour=colour)

@@ -65,16 +65,19 @@ class Demo(Simulation):
         return len(seen)
 
 
-def play(write: Callable[[str], None] = print, colour: bool = False, db_url: str | None = None) -> Demo:
+def play(write: Callable[[str], None] = print, colour: bool = False, db_url: str | None = None,
+         dispose: bool = True) -> Demo:
     started = time.perf_counter()
     with tempfile.TemporaryDirectory(prefix="duban-demo-") as tmp:
         demo = Demo(db_url or f"sqlite:///{tmp}/demo.db", write, colour)
         _script(demo)
         notices = demo.check_no_duplicates()
-        demo.engine.dispose()
+        if dispose:
+            demo.engine.dispose()
     write("")
     write(f"✅ 演示结束：共发出 {len(demo.transport.sent)} 条消息，其中督办提醒与督办单 {notices} 条，无一重复；"
           f"用时 {time.perf_counter() - started:.1f} 秒（模拟时间 {START:%m月%d日} 至 {demo.clock.now():%m月%d日}）。")
+    write("📊 督查看板：运行 duban demo --serve，再打开它给出的链接（http://127.0.0.1:8787/board/）即可看到本次演示的全县情况。")
     return demo
 
 
