@@ -29,12 +29,13 @@ app.add_typer(export_app, name="export")
 
 @app.command()
 def demo(colour: bool = typer.Option(sys.stdout.isatty(), "--colour/--no-colour", help="彩色输出"),
-         serve: bool = typer.Option(False, "--serve", help="演示结束后在 127.0.0.1:8787 打开督查看板")) -> None:
+         serve: bool = typer.Option(False, "--serve", help="演示结束后打开督查看板（本机 127.0.0.1）"),
+         port: int = typer.Option(8787, "--port", help="督查看板的端口")) -> None:
     """A whole escalation in simulated time, on a temporary database (no DingTalk account)."""
     if serve:
         from bot.dashboard.serve import serve_demo
 
-        serve_demo("127.0.0.1", 8787)
+        serve_demo("127.0.0.1", port)
         return
     from bot.demo import play
 
