@@ -182,3 +182,16 @@ async def test_exports_are_the_ledger_and_the_chart(county, client):
     chart = await client.get("/board/export/chart.png?period=2026-11")
     assert chart.status == 200 and (await chart.read())[:8] == b"\x89PNG\r\n\x1a\n"
 
+
+
+async def test_a_finished_tasks_overdue_days_stop_at_its_close(county, client):
+    def close() -> None:
+        county.say(HEAD, "办结 DB-2026-0001 已完成排查")
+        county.say(LEADER, "销号 DB-2026-0001")
+
+    await asyncio.to_thread(close)  # 12月1日: six days after its deadline of 11月25日
+    county.clock.advance(days=20)
+    assert await sign_in(client, await link(county, OFFICE)) == 303
+    for path in ("/board/task/DB-2026-0001", "/board/unit/1?closed=1"):
+        html = await (await client.get(path)).text()
+        assert "逾期6天后销号" in html and "逾期26天" not in html, path

@@ -182,6 +182,7 @@ async def test_sign_in_from_the_bot_shows_the_bulletins_numbers_and_drills_down(
                                                    .order_by(Notice.created_at, Notice.id))]
     assert await page.eval_on_selector_all("#notices tr[data-kind]", "rs => rs.map(r => r.dataset.kind)") == kinds
     assert "交办给" in await page.text_content(".trail")
+    await page.screenshot(path=str(shots / "dashboard-task.png"), full_page=True)
 
     mobile = await browser.new_page(viewport={"width": 390, "height": 844}, device_scale_factor=2)
     await sign_in(mobile, await link_from_bot(county, server, "u_xianzhang"))

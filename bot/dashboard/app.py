@@ -55,6 +55,8 @@ SECURITY_HEADERS = {
 STATIC = {"board.css": "text/css", "board.js": "text/javascript"}
 FONT = "NotoSansSC.otf"
 COLOURS_BY_NAME = {"blue": "蓝色", "yellow": "黄色", "red": "红色"}
+# the chat's names without their emoji: a page shows colour with colour, and a desk PC may lack an emoji font
+PLAIN_COLOUR_NAMES = {**COLOURS_BY_NAME, None: "未督办"}
 RULES = {  # the article of the 三色 rules (or SPEC clause) behind each kind of notice
     "ack_reminder": "签收提醒（交办后1个工作日未签收）", "courtesy": "临期提醒（期限前1个工作日）",
     "report_reminder": "定期进展提醒", "blue": "第四条：到期未办结，蓝色督办单",
@@ -72,7 +74,7 @@ def _env() -> Environment:
     env.filters.update(u=words.user_text, d=words.md_date, dd=lambda v: words.md_date(v, with_time=False),
                        full=words.md_datetime_full)
     env.globals.update(ROLE_NAMES=words.ROLE_NAMES, STATUS_NAMES=words.STATUS_NAMES,
-                       COLOUR_NAMES=words.COLOUR_NAMES, COLOURS_BY_NAME=COLOURS_BY_NAME, RULES=RULES,
+                       COLOUR_NAMES=PLAIN_COLOUR_NAMES, COLOURS_BY_NAME=COLOURS_BY_NAME, RULES=RULES,
                        PREFIX=PREFIX)
     return env
 

@@ -209,13 +209,21 @@ def unit_tasks(session: Session, now: datetime, unit: Unit, filters: Filters, sh
         query = query.where(Task.status.in_(OPEN_STATUSES))
     if filters.category:
         query = query.where(Task.category == filters.category)
-    rows = ledger_rows(LedgerView(session, now), list(session.exec(query)))
+    rows = [_finished(row) for row in ledger_rows(LedgerView(session, now), list(session.exec(query)))]
     if filters.colour:
         rows = [r for r in rows if r["colour"] is filters.colour]
     events = trails(session, [r["task"].id for r in rows])
     for row in rows:
         row["events"] = events.get(row["task"].id, [])
     return rows
+
+
+def _finished(row: dict) -> dict:
+    """A finished task's overdue days stop at its 销号 / 撤销 (as in the Excel 台账), not run on to now."""
+    task = row["task"]
+    if task.closed_at is not None:
+        row["overdue"] = max((task.closed_at.date() - task.deadline.date()).days, 0) if task.closed_at > task.deadline else 0
+    return row
 
 
 def trails(session: Session, task_ids: list[int]) -> dict[int, list[AuditEvent]]:
@@ -228,7 +236,7 @@ def trails(session: Session, task_ids: list[int]) -> dict[int, list[AuditEvent]]
 
 
 def task_detail(session: Session, now: datetime, task: Task) -> dict:
-    row = ledger_rows(LedgerView(session, now), [task])[0]
+    row = _finished(ledger_rows(LedgerView(session, now), [task])[0])
     row["events"] = trails(session, [task.id]).get(task.id, [])
     row["notices"] = list(session.exec(select(Notice).where(Notice.task_id == task.id)
                                        .order_by(Notice.created_at, Notice.id)))
