@@ -9,10 +9,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
+from sqlmodel import Session, select
 
 from bot.clock import shanghai as sh
 from bot.dashboard.app import dashboard_app
 from bot.simulation import Simulation
+from storage.models import Unit
 from tests.test_roster_reload import roster_file
 
 HOSTILE = '<script>alert("x")</script><img src=x onerror=alert(1)>&amp;'
@@ -35,7 +37,7 @@ async def link(sim: Simulation, user: str, text: str = "看板", to: str | None 
 @pytest.fixture
 def county(sim: Simulation) -> Simulation:
     sim.say(LEADER, f"交办 县住建局 {HOSTILE}排查 截止11月25日", group="cid_leaders")
-    sim.say(LEADER, "交办 县应急局 森林防火排查 截止12月18日", group="cid_leaders")
+    sim.say(LEADER, "交办 县应急局 类别 会议交办 森林防火排查 截止12月18日", group="cid_leaders")
     sim.say(HEAD, "签收 DB-2026-0001")
     sim.run_until(sh(2026, 12, 1, 10))  # DB-2026-0001 is blue by now
     return sim
@@ -195,3 +197,24 @@ async def test_a_finished_tasks_overdue_days_stop_at_its_close(county, client):
     for path in ("/board/task/DB-2026-0001", "/board/unit/1?closed=1"):
         html = await (await client.get(path)).text()
         assert "逾期6天后销号" in html and "逾期26天" not in html, path
+
+
+async def test_filters_by_unit_colour_category_and_period(county, client):
+    assert await sign_in(client, await link(county, OFFICE)) == 303
+
+    async def rows(query: str) -> dict[str, str]:
+        html = await (await client.get(f"/board/?{query}")).text()
+        return dict(re.findall(r'data-unit="([^"]+)"[^>]*data-open="(\d+)"', html))
+
+    everyone = await rows("")
+    assert everyone["县住建局"] == "1" and everyone["县应急局"] == "1" and len(everyone) == 6
+    assert await rows("colour=blue") == {"县住建局": "1"}  # the only unit with an open blue task
+    assert await rows("colour=red") == {}
+    with Session(county.engine) as session:
+        unit_id = session.exec(select(Unit.id).where(Unit.name == "县应急局")).one()
+    assert await rows(f"unit={unit_id}") == {"县应急局": "1"}
+    by_category = await rows("category=会议交办")
+    assert by_category["县应急局"] == "1" and by_category["县住建局"] == "0"
+    november = await (await client.get("/board/?period=2026-11")).text()
+    assert "2026年11月督办通报" in november and "未来14天预警" not in november
+    assert "未来14天预警" in await (await client.get("/board/?period=1999-01")).text()  # not offered: this month

@@ -162,7 +162,7 @@ class Dashboard:
     async def to_overview(self, request: web.Request) -> web.Response:
         raise web.HTTPFound(f"{PREFIX}/")
 
-    def _filters(self, session: Session, request: web.Request) -> data.Filters:
+    def _filters(self, request: web.Request) -> data.Filters:
         query = request.query
         unit_id = int(query["unit"]) if query.get("unit", "").isdigit() else None
         colour = next((k for k in COLOUR_WORDS.values() if k.value == query.get("colour")), None)
@@ -174,7 +174,7 @@ class Dashboard:
     async def overview(self, request: web.Request) -> web.Response:
         def build(session: Session, scope: data.Scope) -> web.Response:
             now = self.clock.now()
-            filters = self._filters(session, request)
+            filters = self._filters(request)
             view = data.overview(session, now, self.settings, self.calendar, scope, filters)
             points = {"blue": self.settings.rules.score_blue, "yellow": self.settings.rules.score_yellow,
                       "red": self.settings.rules.score_red}
@@ -199,7 +199,7 @@ class Dashboard:
             if unit is None or not scope.sees_unit(unit.id):
                 return refusal(404, "没有这个单位，或您只能查看本单位。")
             now = self.clock.now()
-            filters = self._filters(session, request)
+            filters = self._filters(request)
             show_closed = request.query.get("closed") == "1"
             return page("unit", person=scope.person, scope=scope, now=now, unit=unit, filters=filters,
                         show_closed=show_closed, rows=data.unit_tasks(session, now, unit, filters, show_closed),
@@ -237,7 +237,7 @@ class Dashboard:
             if scope.unit_id is not None:
                 return refusal(403, "积分图仅供县领导和督查室导出。")
             now = self.clock.now()
-            filters = self._filters(session, request)
+            filters = self._filters(request)
             _, period, at = data.cutoff_of(filters, now)
             bulletin = build_monthly(session, at, self.settings.rules, period)
             with tempfile.TemporaryDirectory(prefix="duban-board-") as tmp:
