@@ -32,7 +32,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-from sqlalchemy import func, text
+from sqlalchemy import func, or_, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -296,24 +296,21 @@ def build_weekly(session: Session, at: datetime, rules: Rules, calendar: WorkCal
         new=sum(1 for t in tasks if t.assigned_at >= period.start),
         closed=sum(1 for t in tasks if t.status is TaskStatus.CLOSED and not history.is_open(t)
                    and t.closed_at >= period.start),
-        overdue=overdue, issued=history.issued_since(period.start), drafts=_waiting_drafts(history, rules, calendar),
+        overdue=overdue, issued=history.issued_since(period.start), drafts=waiting_drafts(history, rules, calendar),
         dead=dead)
 
 
-def waiting_drafts(session: Session, at: datetime, rules: Rules, calendar: WorkCalendar) -> list[DraftRow]:
-    """The drafts waiting for a signature at `at`, as the weekly summary lists them (the dashboard)."""
-    return _waiting_drafts(History(session, at), rules, calendar)
-
-
-def _waiting_drafts(history: History, rules: Rules, calendar: WorkCalendar) -> list[DraftRow]:
-    """Yellow and red drafts that, at the cut-off, were drafted and neither issued nor void."""
+def waiting_drafts(history: History, rules: Rules, calendar: WorkCalendar) -> list[DraftRow]:
+    """Yellow and red drafts that, at the cut-off, were drafted and neither issued nor void (the weekly
+    summary's list, and the dashboard's 待签发)."""
     session, cutoff = history.session, history.cutoff
     marked: dict[str, set[str]] = defaultdict(set)  # audit action → notice codes, before the cut-off
     for action, detail in session.exec(select(AuditEvent.action, AuditEvent.detail).where(
             AuditEvent.action.in_(("notice_void", "notice_held")), AuditEvent.at < cutoff)):
         marked[action].add(detail.get("notice"))
-    drafts = session.exec(select(Notice).where(Notice.kind.in_(SIGNED), Notice.created_at < cutoff)
-                          .order_by(Notice.created_at, Notice.id))
+    drafts = session.exec(select(Notice).where(  # those issued before the cut-off are not read at all
+        Notice.kind.in_(SIGNED), Notice.created_at < cutoff, or_(Notice.issued_at.is_(None), Notice.issued_at >= cutoff))
+        .order_by(Notice.created_at, Notice.id))
     policy = Policy(calendar, rules)
     rows = []
     for notice in drafts:
@@ -365,10 +362,12 @@ class MonthlyBulletin:
         return sum(u.on_time for u in self.units)
 
 
-def build_monthly(session: Session, at: datetime, rules: Rules, period: Period | None = None) -> MonthlyBulletin:
-    """The bulletin for the calendar month before `at` (or for `period`: the dashboard's month to date)."""
+def build_monthly(session: Session, at: datetime, rules: Rules, period: Period | None = None,
+                  history: History | None = None) -> MonthlyBulletin:
+    """The bulletin for the calendar month before `at`. The dashboard passes its month to date as
+    `period`, and the History it also reads (whose cut-off must be the period's end)."""
     period = period or month_before(at)
-    history = History(session, period.end)
+    history = history or History(session, period.end)
     year = period.start.year
     month = history.tallies(period.start)
     to_date = history.tallies(datetime(year, 1, 1, tzinfo=SHANGHAI), year)

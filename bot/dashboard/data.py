@@ -129,8 +129,8 @@ def recent_periods(now: datetime, count: int = 12) -> list[str]:
 def overview(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar, scope: Scope,
              filters: Filters) -> Overview:
     cutoff, period, at = cutoff_of(filters, now)
-    bulletin = build_monthly(session, at, settings.rules, period)
-    history = History(session, cutoff)
+    history = History(session, cutoff)  # one read of the database serves the bulletin and the counts
+    bulletin = build_monthly(session, at, settings.rules, period, history)
     rows = {u.unit.id: UnitRow(rank=u.rank, unit=u.unit, score=u.year.total, year=u.year.count, month=u.month.count,
                                due=u.due, on_time=u.on_time) for u in bulletin.units}
     tasks = [t for t in history.tasks.values() if scope.sees_unit(t.lead_unit_id)
@@ -142,7 +142,7 @@ def overview(session: Session, now: datetime, settings: Settings, calendar: Work
         if (colour := history.colour(task.id)) is not None:
             row.colours[colour] += 1
         row.overdue += task.deadline < cutoff
-    for draft in waiting_drafts(session, cutoff, settings.rules, calendar):
+    for draft in waiting_drafts(history, settings.rules, calendar):
         if draft.unit.id in rows and (filters.category is None or draft.task.category == filters.category):
             rows[draft.unit.id].drafts += 1
     shown = [r for r in rows.values() if scope.sees_unit(r.unit.id)
@@ -196,7 +196,7 @@ def drafts(session: Session, now: datetime, settings: Settings, calendar: WorkCa
            scope: Scope) -> dict[str, list[DraftRow]]:
     """Drafts waiting for a signature, per signer's name, oldest first."""
     out: dict[str, list[DraftRow]] = defaultdict(list)
-    for row in waiting_drafts(session, now, settings.rules, calendar):
+    for row in waiting_drafts(History(session, now), settings.rules, calendar):
         if scope.sees_unit(row.unit.id):
             out[row.signer.name if row.signer else "（未指定签发人）"].append(row)
     return dict(out)
