@@ -218,3 +218,21 @@ async def test_filters_by_unit_colour_category_and_period(county, client):
     november = await (await client.get("/board/?period=2026-11")).text()
     assert "2026年11月督办通报" in november and "未来14天预警" not in november
     assert "未来14天预警" in await (await client.get("/board/?period=1999-01")).text()  # not offered: this month
+
+
+async def test_the_same_on_sqlite_and_postgresql(sim_any: Simulation):
+    """Sign-in (the single-use UPDATE), the pages and their numbers on both databases."""
+    def prepare() -> str:
+        sim_any.say(LEADER, "交办 县住建局 燃气管道排查 截止11月25日", group="cid_leaders")
+        sim_any.run_until(sh(2026, 11, 26, 10))
+        return link_for(sim_any, OFFICE)
+
+    token = await asyncio.to_thread(prepare)
+    app = dashboard_app(sim_any.engine, sim_any.bot.settings, sim_any.clock, sim_any.bot.calendar)
+    async with TestClient(TestServer(app)) as c:
+        assert await sign_in(c, token) == 303
+        html = await (await c.get("/board/")).text()
+        assert re.search(r'data-unit="县住建局" data-rank="6" data-score="-1"', html)  # the blue of 11月25日
+        assert (await c.get("/board/task/DB-2026-0001")).status == 200
+        c.session.cookie_jar.clear()
+        assert await sign_in(c, token) == 403
