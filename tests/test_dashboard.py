@@ -236,3 +236,15 @@ async def test_the_same_on_sqlite_and_postgresql(sim_any: Simulation):
         assert (await c.get("/board/task/DB-2026-0001")).status == 200
         c.session.cookie_jar.clear()
         assert await sign_in(c, token) == 403
+
+
+async def test_two_clicks_at_once_sign_in_once(sim_any: Simulation):
+    """The link is spent by one UPDATE … WHERE used_at IS NULL: of two sign-ins racing (each in its own
+    thread and transaction), exactly one gets a session, on SQLite and on PostgreSQL."""
+    app = dashboard_app(sim_any.engine, sim_any.bot.settings, sim_any.clock, sim_any.bot.calendar)
+    async with TestClient(TestServer(app)) as c:
+        for _ in range(10):
+            token = await link(sim_any, OFFICE)
+            answers = await asyncio.gather(*(c.post("/board/signin", data={"t": token}, allow_redirects=False)
+                                             for _ in range(2)))
+            assert sorted(a.status for a in answers) == [303, 403]
