@@ -248,3 +248,26 @@ async def test_two_clicks_at_once_sign_in_once(sim_any: Simulation):
             answers = await asyncio.gather(*(c.post("/board/signin", data={"t": token}, allow_redirects=False)
                                              for _ in range(2)))
             assert sorted(a.status for a in answers) == [303, 403]
+
+
+async def test_the_page_follows_every_change_and_the_clock(county, client):
+    """The History a page reads is reused only while the data is unchanged (see Histories): a command
+    shows at once, and time passing alone moves what depends on it (overdue)."""
+    assert await sign_in(client, await link(county, OFFICE)) == 303
+    await asyncio.to_thread(county.say, LEADER, "交办 县教育局 校园安全排查 截止12月1日", group="cid_leaders")
+    await (await client.get("/board/")).text()  # a snapshot at 10:00, the very instant of that 交办 …
+    county.clock.advance(minutes=1)  # … must not be reused a minute later, when the task counts
+
+    async def row(unit: str) -> tuple[str, str]:
+        html = await (await client.get("/board/")).text()
+        return re.search(rf'data-unit="{unit}"[^>]*data-open="(\d+)" data-overdue="(\d+)"', html).groups()
+
+    assert await row("县应急局") == ("1", "0")
+    assert await row("县教育局") == ("1", "0")
+    await asyncio.to_thread(county.say, OTHER_HEAD, "签收 DB-2026-0002")
+    await asyncio.to_thread(county.say, OTHER_HEAD, "办结 DB-2026-0002 已完成")
+    await asyncio.to_thread(county.say, LEADER, "销号 DB-2026-0002")
+    county.clock.advance(minutes=1)  # (a snapshot shows what happened before its moment)
+    assert await row("县应急局") == ("0", "0")
+    county.clock.advance(hours=8)  # 18:02: past 县教育局's deadline of 17:30, and nothing written since
+    assert await row("县教育局") == ("1", "1")

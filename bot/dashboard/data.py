@@ -9,10 +9,14 @@ reports' `History`, the forecast is the policy's `upcoming` (as 预警), a unit'
 
 from __future__ import annotations
 
+import copy
+import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.clock import SHANGHAI, to_shanghai
@@ -21,7 +25,7 @@ from handlers.queries import ledger_rows
 from reminders.calendar import WorkCalendar
 from reminders.engine import notice_state, task_state
 from reminders.ledger_export import LedgerView
-from reminders.policy import Policy
+from reminders.policy import NoticeState, Policy
 from reminders.reports import (
     DraftRow,
     History,
@@ -31,11 +35,92 @@ from reminders.reports import (
     month_before,
     waiting_drafts,
 )
-from storage.models import COLOURS, OPEN_STATUSES, AuditEvent, Notice, NoticeKind, Person, Role, Task, Unit
+from storage.models import (
+    COLOURS,
+    OPEN_STATUSES,
+    AuditEvent,
+    Notice,
+    NoticeKind,
+    Person,
+    ProgressReport,
+    Role,
+    ScoreEvent,
+    Task,
+    Unit,
+)
 
 FORECAST_DAYS = 14
+NOTICE_STATE_COLUMNS = (Notice.id, Notice.kind, Notice.seq, Notice.cycle, Notice.status, Notice.due_at,
+                        Notice.created_at, Notice.issued_at, Notice.ref_notice_id)
 TREND_WEEKS = 12
 UNIT_STAFF = (Role.UNIT_HEAD, Role.LIAISON)
+
+
+def data_version(session: Session) -> tuple[int, ...]:
+    """Changes whenever anything a History holds may have changed: every insert into its tables moves
+    a maximum id, and every change to a task or a notice writes an audit event (the audit trail is
+    the bot's change log); a unit leaving or rejoining the roster changes the active count."""
+    def top(column: object) -> object:
+        return select(func.coalesce(func.max(column), 0)).scalar_subquery()
+
+    active = select(func.count()).select_from(Unit).where(Unit.active).scalar_subquery()
+    row = session.exec(select(top(AuditEvent.id), top(Notice.id), top(ScoreEvent.id), top(Task.id),
+                              top(ProgressReport.id), top(Unit.id), active)).one()
+    return tuple(row)
+
+
+DATED = (Task.assigned_at, Task.closed_at, ScoreEvent.at, ProgressReport.at, AuditEvent.at, Notice.created_at,
+         Notice.issued_at)  # every column a History (and waiting_drafts) compares with its cut-off
+
+
+def _dated_from(session: Session, moment: datetime) -> bool:
+    """Whether any row a History reads is dated at or after `moment`."""
+    return any(session.exec(select(column).where(column >= moment).limit(1)).first() is not None
+               for column in DATED)
+
+
+@dataclass
+class _Kept:
+    history: History
+    version: tuple[int, ...]
+    made: float  # time.monotonic()
+
+
+class Histories:
+    """Reuses the last History read while the database has not changed: reading every task and notice
+    of a county into objects is most of a page's time, and the data changes far less often than the
+    pages are looked at (they refresh every minute).
+
+    A History is a snapshot at its cut-off. For the live view (cut-off = now) a snapshot made at an
+    earlier moment t is the same snapshot at now if no row is dated in [t, now): none was when it
+    was made (checked; otherwise it is not kept), and a row written since would have changed the
+    data version. Kept at most MAX_AGE seconds all the same, and never reused for an earlier
+    cut-off (a test's clock may go back)."""
+
+    MAX_AGE = 60.0
+
+    def __init__(self) -> None:
+        self._kept: dict[object, _Kept] = {}
+        self._lock = threading.Lock()
+
+    def at(self, session: Session, cutoff: datetime, *, live: bool) -> History:
+        key = "live" if live else cutoff
+        version = data_version(session)
+        with self._lock:
+            kept = self._kept.get(key)
+        if (kept is not None and kept.version == version and kept.history.cutoff <= cutoff
+                and time.monotonic() - kept.made < self.MAX_AGE):
+            history = copy.copy(kept.history)  # shares the loaded rows, which nothing here changes
+            history.session, history.cutoff = session, cutoff
+            return history
+        history = History(session, cutoff)
+        if live and _dated_from(session, cutoff):
+            return history  # rows at or after the cut-off (same instant, or another clock ahead): not reusable
+        with self._lock:
+            self._kept[key] = _Kept(history, version, time.monotonic())
+            if len(self._kept) > 16:  # past months looked at: keep the newest few
+                self._kept.pop(next(iter(self._kept)))
+        return history
 
 
 @dataclass(frozen=True)
@@ -127,9 +212,9 @@ def recent_periods(now: datetime, count: int = 12) -> list[str]:
 
 
 def overview(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar, scope: Scope,
-             filters: Filters) -> Overview:
+             filters: Filters, histories: Histories) -> Overview:
     cutoff, period, at = cutoff_of(filters, now)
-    history = History(session, cutoff)  # one read of the database serves the bulletin and the counts
+    history = histories.at(session, cutoff, live=not filters.period)  # one read serves bulletin and counts
     bulletin = build_monthly(session, at, settings.rules, period, history)
     rows = {u.unit.id: UnitRow(rank=u.rank, unit=u.unit, score=u.year.total, year=u.year.count, month=u.month.count,
                                due=u.due, on_time=u.on_time) for u in bulletin.units}
@@ -160,15 +245,17 @@ def heat_strip(session: Session, now: datetime, settings: Settings, calendar: Wo
                history: History) -> list[HeatDay]:
     """Per day of the next fortnight, which units will receive which colour if nothing changes (预警)."""
     policy = Policy(calendar, settings.rules)
-    notices: dict[int, list[Notice]] = defaultdict(list)
+    notices: dict[int, list[NoticeState]] = defaultdict(list)
     ids = [t.id for t in tasks]
     for chunk in range(0, len(ids), 900):  # SQLite allows a bounded number of parameters
-        for notice in session.exec(select(Notice).where(Notice.task_id.in_(ids[chunk:chunk + 900]))):
-            notices[notice.task_id].append(notice)
+        # plain rows, not ORM objects: notice_state reads only these columns, and this is the page's hot loop
+        for row in session.exec(select(Notice.task_id, *NOTICE_STATE_COLUMNS).where(
+                Notice.task_id.in_(ids[chunk:chunk + 900]))):
+            notices[row.task_id].append(notice_state(row))  # type: ignore[arg-type]
     until = now + timedelta(days=FORECAST_DAYS)
     days: dict[date, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for task in tasks:
-        for due in policy.upcoming(task_state(task), [notice_state(n) for n in notices[task.id]], now, until):
+        for due in policy.upcoming(task_state(task), notices[task.id], now, until):
             days[to_shanghai(due.send_at).date()][due.kind].add(history.unit_by_id[task.lead_unit_id].name)
     first = now.date() + timedelta(days=1)
     return [HeatDay(day, {k: sorted(days[day][k]) for k in COLOURS if days[day][k]})
@@ -193,10 +280,10 @@ def trend(history: History, cutoff: datetime, scope: Scope, filters: Filters) ->
 
 
 def drafts(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar,
-           scope: Scope) -> dict[str, list[DraftRow]]:
+           scope: Scope, histories: Histories) -> dict[str, list[DraftRow]]:
     """Drafts waiting for a signature, per signer's name, oldest first."""
     out: dict[str, list[DraftRow]] = defaultdict(list)
-    for row in waiting_drafts(History(session, now), settings.rules, calendar):
+    for row in waiting_drafts(histories.at(session, now, live=True), settings.rules, calendar):
         if scope.sees_unit(row.unit.id):
             out[row.signer.name if row.signer else "（未指定签发人）"].append(row)
     return dict(out)
