@@ -35,7 +35,7 @@ from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.settings import DingTalkSettings
 from bot.dingtalk.stream import StreamClient
 from bot.dingtalk.transport import DingTalkTransport
-from bot.outbox import SendPacer, deliver_due, enqueue, run_sender
+from bot.outbox import COUNTERS, SendPacer, deliver_due, enqueue, run_sender
 from bot.settings import Settings
 from reminders.calendar import WorkCalendar
 from reminders.reports import issue_due
@@ -254,6 +254,11 @@ class _Collector:
         oldest = health["oldest_undelivered_seconds"]
         yield GaugeMetricFamily("duban_outbox_oldest_due_seconds", "How long the oldest due message has waited",
                                 value=float(oldest) if isinstance(oldest, float) else 0.0)
+        duplicates = CounterMetricFamily("duban_outbox_possible_duplicates",
+                                         "Outbox rows sent again that may have arrived already", labels=["cause"])
+        duplicates.add_metric(["unknown_outcome"], COUNTERS.unknown_outcome)
+        duplicates.add_metric(["lease_expired"], COUNTERS.lease_expired)
+        yield duplicates
 
 
 async def run(settings: Settings) -> None:
