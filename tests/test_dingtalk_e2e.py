@@ -28,7 +28,7 @@ from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.settings import DingTalkSettings
 from bot.dingtalk.stream import StreamClient
 from bot.dingtalk.transport import DingTalkTransport
-from bot.outbox import SendError, SendPacer, deliver_due, enqueue, next_due
+from bot.outbox import COUNTERS, SendError, SendPacer, deliver_due, enqueue, next_due
 from bot.roster import load_roster
 from bot.roster_sync import sync_from_settings, sync_roster
 from bot.run import RunSettings, Service, outbox_route
@@ -42,6 +42,7 @@ from tests.emulator import Department, Emulator, Fault, OrgUser
 START = shanghai(2026, 11, 23, 9, 30)  # a Monday
 BATCH_SEND = "/v1.0/robot/oToMessages/batchSend"
 GROUP_SEND = "/v1.0/robot/groupMessages/send"
+OFFLINE = "http://127.0.0.1:9"  # nothing listens there: connecting is refused
 DTMD_LINK = re.compile(r"\[(?P<label>[^\]]+)\]\(dtmd://dingtalkclient/sendMessage\?content=(?P<content>[^)]+)\)")
 
 
@@ -234,7 +235,35 @@ async def test_dingtalk_failures_that_pass_are_transient(dingtalk: Emulator, tmp
                 await client.upload_media(picture, "image")
     assert failure.value.transient
     assert failure.value.retry_after == retry_after
+    # no answer after the request went out: DingTalk may have acted on it (not for an upload, which
+    # delivers nothing by itself — but the client cannot tell, the transport can)
+    assert failure.value.maybe_delivered == (fault in (Fault.TIMEOUT, Fault.DROP))
     assert "access_token" not in str(failure.value)  # errors are logged: no token in them
+
+
+async def test_a_refused_connection_is_surely_not_sent(dingtalk: Emulator) -> None:
+    async with OpenApiClient(dingtalk_settings(dingtalk, oapi_endpoint=OFFLINE)) as client:
+        with pytest.raises(SendError) as failure:
+            await client.get_user("u_zhujian")
+    assert failure.value.transient and not failure.value.maybe_delivered
+
+
+async def test_an_answer_after_our_timeout_is_sent_again_and_flagged_as_a_possible_duplicate(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    with transaction(world.engine) as session:
+        row = enqueue(session, Reply(title="通知", text="迟到的回答"), target="group", recipient="cid_leaders",
+                      deliver_after=START, now=START)
+        session.flush()
+        row_id = row.id
+    world.emulator.fail_next(GROUP_SEND, Fault.LATE)
+    before = COUNTERS.unknown_outcome
+
+    await world.deliver_all()
+
+    # DingTalk delivered it, we never heard: sent again (a notice must not be lost), and said so
+    assert [d.text for d in world.emulator.to("cid_leaders", "group")] == ["迟到的回答", "迟到的回答"]
+    assert COUNTERS.unknown_outcome == before + 1
+    assert [r for r in caplog.records if "possible duplicate" in r.getMessage() and f"row={row_id} " in r.getMessage()]
 
 
 async def test_dingtalk_refusals_are_permanent(dingtalk: Emulator) -> None:
