@@ -115,7 +115,8 @@ class Service:
         self.transport = DingTalkTransport(self.client)
         self._wake = asyncio.Event()
         self.handler = InboundHandler(self._dispatch, self.client, self.clock, robot_name=dingtalk.robot_name,
-                                      via_outbox=outbox_route(self.engine, self.clock, self._wake))
+                                      via_outbox=outbox_route(self.engine, self.clock, self._wake),
+                                      replied=self.bot.mark_replied)
         self.stream = StreamClient(dingtalk, self.handler)
         self.waker = Waker(self.engine, self.bot.tick, after_tick=self._wake_sender)
         self._stop_sending = asyncio.Event()

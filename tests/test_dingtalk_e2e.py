@@ -5,6 +5,8 @@ FakeClock; the only real waiting is the network's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import random
 import re
 import shutil
@@ -97,8 +99,9 @@ class World:
             return list(session.exec(select(Outbox).order_by(Outbox.id)))
 
 
-@pytest.fixture
-async def world(dingtalk: Emulator, tmp_path: Path) -> AsyncIterator[World]:
+@contextlib.asynccontextmanager
+async def running(dingtalk: Emulator, tmp_path: Path, *, outbox: bool = True) -> AsyncIterator[World]:
+    """The bot wired as `duban run` wires it (without an outbox route for replies, if so told)."""
     settings = dingtalk_settings(dingtalk)
     url = f"sqlite:///{tmp_path}/e2e.db"
     engine = make_engine(url)
@@ -107,15 +110,24 @@ async def world(dingtalk: Emulator, tmp_path: Path) -> AsyncIterator[World]:
     bot = Bot(engine, Settings(database_url=url), clock, WorkCalendar())
     bot.load_roster(ROSTER)
     client = OpenApiClient(settings)
-    stream = StreamClient(settings, InboundHandler(bot.handle, client, clock, via_outbox=outbox_route(engine, clock)))
-    running = asyncio.create_task(stream.start())
+    stream = StreamClient(settings, InboundHandler(bot.handle, client, clock, replied=bot.mark_replied,
+                                                   via_outbox=outbox_route(engine, clock) if outbox else None))
+    task = asyncio.create_task(stream.start())
     await dingtalk.wait_for(lambda: stream.connected)
-    yield World(dingtalk, engine, clock, bot, client, DingTalkTransport(client), stream)
-    await stream.stop()
-    await running
-    await stream.aclose()
-    await client.aclose()
-    engine.dispose()
+    try:
+        yield World(dingtalk, engine, clock, bot, client, DingTalkTransport(client), stream)
+    finally:
+        await stream.stop()
+        await task
+        await stream.aclose()
+        await client.aclose()
+        engine.dispose()
+
+
+@pytest.fixture
+async def world(dingtalk: Emulator, tmp_path: Path) -> AsyncIterator[World]:
+    async with running(dingtalk, tmp_path) as world:
+        yield world
 
 
 async def test_assign_in_a_group_then_acknowledge_by_tapping_the_link(world: World) -> None:
@@ -166,6 +178,45 @@ async def test_a_redelivered_frame_changes_state_once(world: World) -> None:
     assert len(world.tasks()) == 1
     assert len(world.emulator.to("cid_all_units", "webhook")) == 1
     assert [row.recipient for row in world.outbox()] == ["u_zhujian", "u_zhujian_ll"]
+
+
+async def test_a_reply_that_never_went_out_is_sent_when_dingtalk_redelivers_the_message(
+        dingtalk: Emulator, tmp_path: Path) -> None:
+    async with running(dingtalk, tmp_path, outbox=False) as world:
+        frame = dingtalk.robot_message("交办 县住建局 燃气隐患排查 截止12月10日", sender="u_xianzhang",
+                                       conversation_id="cid_all_units")
+        dingtalk.fail_next("/robot/sendBySession", Fault.SERVER_ERROR, count=3)  # every try, and no outbox
+        await world.push(frame)
+        [task] = world.tasks()  # the command committed; the leader saw nothing
+        assert dingtalk.to("cid_all_units", "webhook") == []
+
+        await world.push(frame)  # DingTalk delivers it again
+        [confirmation] = dingtalk.to("cid_all_units", "webhook")
+        assert "已交办" in confirmation.text and task.code in confirmation.text
+        assert confirmation.at_user_ids == ("u_zhujian",)  # the stored reply, @-mention and all
+        assert len(world.tasks()) == 1
+
+        await world.push(frame)  # and again: answered now, so nothing
+        assert len(dingtalk.to("cid_all_units", "webhook")) == 1
+        assert len(world.tasks()) == 1
+
+
+async def test_a_reply_lost_with_the_process_is_sent_when_dingtalk_redelivers_the_message(world: World) -> None:
+    frame = world.emulator.robot_message("交办 县应急局 防汛物资清点 截止12月4日", sender="u_xianzhang",
+                                         conversation_id="cid_leaders")
+    data = json.loads(frame["data"])
+    # the last life handled it — committed the task — and died before the reply went out
+    world.bot.handle_sync(Incoming(msg_id=data["msgId"], sender_id="u_xianzhang", text=data["text"]["content"],
+                                   conversation_id="cid_leaders", is_group=True))
+    [task] = world.tasks()
+
+    await world.push(frame)  # DingTalk redelivers it to this life
+
+    [confirmation] = world.emulator.to("cid_leaders", "webhook")
+    assert "已交办" in confirmation.text and task.code in confirmation.text
+    assert len(world.tasks()) == 1
+    await world.push(frame)
+    assert len(world.emulator.to("cid_leaders", "webhook")) == 1
 
 
 async def test_a_notice_falling_due_while_the_stream_is_down_is_still_sent(world: World) -> None:

@@ -89,24 +89,22 @@ def table_counts(engine: Engine) -> dict[str, int]:
 
 
 @pytest.mark.parametrize("made_by", ["revision 0001", "create_all before migrations existed"])
-def test_an_old_database_upgrades_on_start_and_the_bot_carries_on(engine, db_url, made_by, monkeypatch):
-    with engine.begin() as conn:
-        command.upgrade(alembic_config(conn), FIRST_REVISION)
-        if made_by.startswith("create_all"):  # such a database has the tables but no version table
-            conn.execute(text("DROP TABLE alembic_version"))
-    old_revision = revision(engine)
-
-    # The bot writes into the first schema as it stands: the simulation must not upgrade it first.
-    monkeypatch.setattr("bot.simulation.create_schema", lambda _engine: None)
+def test_an_old_database_upgrades_on_start_and_the_bot_carries_on(engine, db_url, made_by):
+    # Today's bot writes the data, then the schema is taken back to the first revision with it (the
+    # bot's models no longer fit the first schema, so it cannot write into that directly).
     sim = Simulation(db_url, sh(2026, 11, 23, 9, 30))
     code = sim.say(LEADER, "交办 县住建局 燃气管道隐患排查 截止12月2日", group="cid_leaders")[0].title.split()[-1]
     assert "已签收" in sim.say(HEAD, f"签收 {code}")[0].title
     sim.run_until(sh(2026, 12, 3, 10))  # the blue is issued at D (2 December, 17:30)
-    assert revision(engine) == old_revision
+    sim.engine.dispose()
+    with engine.begin() as conn:
+        command.downgrade(alembic_config(conn), FIRST_REVISION)
+        if made_by.startswith("create_all"):  # such a database has the tables but no version table
+            conn.execute(text("DROP TABLE alembic_version"))
+    assert revision(engine) == (None if made_by.startswith("create_all") else FIRST_REVISION)
     before = table_counts(engine)
     assert before["notice"] and before["scoreevent"] == 1
 
-    monkeypatch.undo()
     sim.restart()  # what every start does: create_schema upgrades the database
     assert revision(engine) == head()
     assert table_counts(engine) == before
