@@ -489,6 +489,9 @@ async def test_duban_run_serves_health_metrics_and_stops_cleanly(dingtalk: Emula
 
             metrics = (await http.get("/metrics")).text
             assert 'duban_inbound_messages_total{result="handled"} 1.0' in metrics
+            assert f'duban_outbox_possible_duplicates_total{{cause="unknown_outcome"}} {COUNTERS.unknown_outcome:.1f}' \
+                in metrics
+            assert 'duban_outbox_possible_duplicates_total{cause="lease_expired"}' in metrics
             assert "duban_stream_connected 1.0" in metrics
 
             dingtalk.fail_next("/v1.0/gateway/connections/open", Fault.SERVER_ERROR, count=1000)

@@ -205,14 +205,17 @@ async def test_a_recipient_held_by_another_live_worker_waits(engine: Engine) -> 
     assert [r.recipient for r in taken] == ["u_yingji"]
 
 
-async def test_an_expired_lease_is_taken_over(engine: Engine) -> None:
+async def test_an_expired_lease_is_taken_over(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
     row = add(engine, "u_zhujian", "一")
     claim_due(engine, NOW, "w1")  # w1 dies here
     assert claim_due(engine, NOW + LEASE - timedelta(seconds=1), "w2") == []
     transport = FakeTransport()
+    before = COUNTERS.lease_expired
     assert await deliver_due(engine, transport, NOW + LEASE + timedelta(seconds=1), "w2") == 1
     state = rows(engine)[row]
     assert state.status == OutboxStatus.SENT and state.attempts == 2
+    assert COUNTERS.lease_expired == before + 1  # w1 may have sent it before dying
+    assert [r for r in caplog.records if f"row={row} " in r.getMessage() and "possible duplicate" in r.getMessage()]
 
 
 async def test_identical_content_to_many_users_goes_in_batches_of_twenty(engine: Engine) -> None:
