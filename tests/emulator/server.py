@@ -183,6 +183,11 @@ class Emulator:
         the sender before or after DingTalk accepted a message."""
         self._holding = frozenset(paths)
 
+    @property
+    def waiting(self) -> bool:
+        """Whether a held send still waits for a decision (its client has not given up on it)."""
+        return any(not held.decision.done() for held in self.held)
+
     async def accept_held(self) -> None:
         """Accept the first held send; returns once its 200 is written to the socket."""
         held = next(h for h in self.held if not h.decision.done())
