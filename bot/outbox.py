@@ -6,6 +6,14 @@ writers), sends, then marks them sent. A process that dies after DingTalk accept
 before the mark leaves the row claimed; when the lease runs out it is sent again — the one
 duplicate our guarantee admits (DingTalk's send APIs take no idempotency key).
 
+The lease is only for the dead. A live worker whose mark fails after DingTalk's 200 (the database
+locked, a dropped connection) retries the mark — never the send — until it lands, and renews its
+lease on the rows it holds meanwhile, so no other worker takes them over. Two more ways a message
+may arrive twice are counted in `COUNTERS` and logged with "possible duplicate": a send whose
+answer never came (a read timeout, a connection dropped after the request went out), which is
+retried because an unknown outcome must not lose a notice; and a row taken over after a lease ran
+out.
+
 Order: each recipient (a user, or a group) gets its messages in (deliver_after, id) order. A
 retried row keeps its deliver_after, so it keeps its place; `claimed_until` is the row's "not
 before" time — the lease end while SENDING, the next retry while PENDING. A recipient whose
@@ -15,10 +23,11 @@ earliest undelivered row is backing off, or claimed by another live worker, gets
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Protocol
@@ -50,6 +59,21 @@ MAX_FOLDED_TEXT_BYTES = 12_000
 DEFAULT_RATE_PER_SECOND = 5.0
 GROUP_MESSAGES_PER_MINUTE = 20
 DEAD_LETTER_TEMPLATE = "delivery_dead"
+# After DingTalk's 200, a failed mark is tried again after 0.05 s, doubling up to 5 s: the rows are
+# sent, so there is no reason to wait long, and nothing else goes out of this round meanwhile.
+MARK_RETRY_FIRST_SECONDS = 0.05
+MARK_RETRY_CAP_SECONDS = 5.0
+
+
+@dataclass
+class DeliveryCounters:
+    """Sends that may have reached someone twice, for /metrics (bot.run)."""
+
+    unknown_outcome: int = 0  # rows retried after a send whose answer never came
+    lease_expired: int = 0  # rows taken over, and sent again, after their claimer's lease ran out
+
+
+COUNTERS = DeliveryCounters()
 
 
 @dataclass(frozen=True)
@@ -74,10 +98,15 @@ class OutgoingMessage:
 
 
 class SendError(Exception):
-    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None) -> None:
+    """`maybe_delivered`: the request left and no answer came back (a read timeout, a connection
+    dropped after sending), so DingTalk may have acted on it; retrying it may duplicate it."""
+
+    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None,
+                 maybe_delivered: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
         self.retry_after = retry_after
+        self.maybe_delivered = maybe_delivered
 
 
 class Transport(Protocol):
@@ -201,7 +230,9 @@ def claim_due(engine: Engine, now: datetime, worker: str, limit: int = CLAIM_LIM
                 blocked.add(lane)
         for row in claimed:
             if row.status == OutboxStatus.SENDING:
-                log.warning("outbox row=%s lease of %s expired, sending again", row.id, row.claimed_by)
+                COUNTERS.lease_expired += 1
+                log.warning("outbox row=%s lease of %s expired, sending again: possible duplicate",
+                            row.id, row.claimed_by)
             row.status, row.claimed_by, row.claimed_until = OutboxStatus.SENDING, worker, now + LEASE
             row.attempts += 1
             session.add(row)
@@ -315,6 +346,7 @@ class _Round:
     engine: Engine
     transport: Transport
     now: datetime
+    clock: Callable[[], datetime]  # the time while the round runs (lease renewals)
     worker: str
     pacer: SendPacer | None
     policy: RetryPolicy
@@ -336,15 +368,19 @@ async def deliver_due(
     policy: RetryPolicy | None = None,
     rng: random.Random | None = None,
     concurrency: int = 1,
+    clock: Clock | None = None,
 ) -> int:
-    """Send everything due at `now`; returns how many messages (calls) went out."""
+    """Send everything due at `now`; returns how many messages (calls) went out. `clock` tells the
+    time later in the round (by default: `now` plus the time elapsed since)."""
     # database work runs in threads: a SQLite writer waiting on its lock must not stall the stream
     rows = await asyncio.to_thread(claim_due, engine, now, worker)
     if not rows:
         return 0
     loop = asyncio.get_running_loop()
+    started = loop.time()
     state = _Round(
         engine=engine, transport=transport, now=now, worker=worker, pacer=pacer,
+        clock=clock.now if clock else lambda: now + timedelta(seconds=loop.time() - started),
         policy=policy or RetryPolicy(), rng=rng or random.Random(), slots=asyncio.Semaphore(concurrency),
         # stop starting sends well before the lease ends, so no other worker can take a row we send
         deadline=loop.time() + LEASE.total_seconds() / 2, rows={row.id: row for row in rows},
@@ -376,7 +412,7 @@ async def _send_one(state: _Round, message: OutgoingMessage) -> None:
             failures = dict.fromkeys(message.recipients, SendError(repr(exc), transient=True))
         delivered = [i for i in message.outbox_ids if state.rows[i].recipient not in failures]
         if delivered:
-            await asyncio.to_thread(_mark_sent, state, delivered)
+            await _record_sent(state, delivered)
             state.sent += 1
         for recipient, exc in failures.items():
             ids = [i for i in message.outbox_ids if state.rows[i].recipient == recipient]
@@ -386,6 +422,31 @@ async def _send_one(state: _Round, message: OutgoingMessage) -> None:
 
 def _mine(state: _Round, ids: Sequence[int]) -> ColumnElement[bool]:
     return (Outbox.id.in_(ids)) & (Outbox.status == OutboxStatus.SENDING) & (Outbox.claimed_by == state.worker)
+
+
+async def _record_sent(state: _Round, ids: Sequence[int]) -> None:
+    """DingTalk took them: retry the mark, never the send, until it lands. Between attempts the
+    lease on every row this round holds is renewed, so that no other worker takes them over; a
+    renewal that fails too is no worse (the database is away for everyone) and is tried again."""
+    delay = MARK_RETRY_FIRST_SECONDS
+    for attempt in itertools.count(1):
+        try:
+            await asyncio.to_thread(_mark_sent, state, ids)
+            return
+        except Exception as exc:  # locked, connection dropped, server restarting: all pass
+            log.warning("outbox rows=%s delivered but not recorded (attempt %s: %s): recording again, "
+                        "not sending again", ids, attempt, exc)
+        try:
+            await asyncio.to_thread(_renew_lease, state)
+        except Exception as exc:
+            log.warning("outbox lease renewal for rows=%s failed: %s", list(state.rows), exc)
+        await asyncio.sleep(delay * state.rng.uniform(0.5, 1.0))
+        delay = min(delay * 2, MARK_RETRY_CAP_SECONDS)
+
+
+def _renew_lease(state: _Round) -> None:
+    with transaction(state.engine) as session:
+        session.exec(update(Outbox).where(_mine(state, list(state.rows))).values(claimed_until=state.clock() + LEASE))
 
 
 def _mark_sent(state: _Round, ids: Sequence[int]) -> None:
@@ -414,6 +475,11 @@ def _mark_failed(state: _Round, ids: Sequence[int], exc: SendError) -> None:
         for row in rows:
             row.last_error = str(exc)[:500]
             row.claimed_by = None
+            if exc.maybe_delivered:
+                COUNTERS.unknown_outcome += 1
+                log.warning("outbox row=%s to=%s attempt=%s: no answer from DingTalk (%s), it may have "
+                            "been delivered: possible duplicate if it goes out again", row.id, row.recipient,
+                            row.attempts, exc)
             if exc.transient and not state.policy.gives_up(row.attempts, row.deliver_after, state.now):
                 row.status = OutboxStatus.PENDING
                 row.claimed_until = state.now + state.policy.delay(row.attempts, exc.retry_after, state.rng)
@@ -473,7 +539,7 @@ async def run_sender(
     wake = wake or asyncio.Event()
     while not stop.is_set():
         try:
-            sent = await deliver_due(engine, transport, clock.now(), worker, pacer=pacer, policy=policy)
+            sent = await deliver_due(engine, transport, clock.now(), worker, pacer=pacer, policy=policy, clock=clock)
         except Exception:  # the database is away, say: keep the loop, try again shortly
             log.exception("outbox round failed")
             sent = 0

@@ -37,7 +37,7 @@ from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.settings import DingTalkSettings
 from bot.dingtalk.stream import StreamClient
 from bot.dingtalk.transport import DingTalkTransport
-from bot.outbox import SendPacer, deliver_due, enqueue, run_sender
+from bot.outbox import COUNTERS, SendPacer, deliver_due, enqueue, run_sender
 from bot.settings import ENV_FILE, Settings
 from reminders.calendar import WorkCalendar
 from reminders.reports import issue_due
@@ -162,7 +162,8 @@ class Service:
         self.transport = DingTalkTransport(self.client)
         self._wake = asyncio.Event()
         self.handler = InboundHandler(self._dispatch, self.client, self.clock, robot_name=dingtalk.robot_name,
-                                      via_outbox=outbox_route(self.engine, self.clock, self._wake))
+                                      via_outbox=outbox_route(self.engine, self.clock, self._wake),
+                                      replied=self.bot.mark_replied)
         self.stream = StreamClient(dingtalk, self.handler)
         self.waker = Waker(self.engine, self.bot.tick, after_tick=self._wake_sender)
         self._stop_sending = asyncio.Event()
@@ -306,6 +307,11 @@ class _Collector:
         oldest = health["oldest_undelivered_seconds"]
         yield GaugeMetricFamily("duban_outbox_oldest_due_seconds", "How long the oldest due message has waited",
                                 value=float(oldest) if isinstance(oldest, float) else 0.0)
+        duplicates = CounterMetricFamily("duban_outbox_possible_duplicates",
+                                         "Outbox rows sent again that may have arrived already", labels=["cause"])
+        duplicates.add_metric(["unknown_outcome"], COUNTERS.unknown_outcome)
+        duplicates.add_metric(["lease_expired"], COUNTERS.lease_expired)
+        yield duplicates
 
 
 async def run(settings: Settings, dingtalk: DingTalkSettings) -> None:

@@ -208,10 +208,16 @@ class Outbox(SQLModel, table=True):
 
 
 class ProcessedMessage(SQLModel, table=True):
-    """Inbound DingTalk msgIds already acted on: a redelivered message changes nothing twice."""
+    """Inbound DingTalk msgIds already acted on: a redelivered message changes nothing twice. The
+    command's replies are kept with it, in its transaction, until they went out: a redelivered
+    message whose reply was lost (the process died, or no route would take it) is answered then."""
 
     msg_id: str = Field(primary_key=True)
     at: datetime = Field(sa_column=_at())
+    # the rendered replies (title, text, at_user_ids, actions, file_path); None on rows from
+    # before replies were kept, which count as answered
+    replies: list[dict] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    replied_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
 
 
 class AuditEvent(SQLModel, table=True):

@@ -5,6 +5,8 @@ FakeClock; the only real waiting is the network's."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import random
 import re
 import shutil
@@ -28,7 +30,7 @@ from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.settings import DingTalkSettings
 from bot.dingtalk.stream import StreamClient
 from bot.dingtalk.transport import DingTalkTransport
-from bot.outbox import SendError, SendPacer, deliver_due, enqueue, next_due
+from bot.outbox import COUNTERS, SendError, SendPacer, deliver_due, enqueue, next_due
 from bot.roster import load_roster
 from bot.roster_sync import sync_from_settings, sync_roster
 from bot.run import RunSettings, Service, outbox_route
@@ -42,6 +44,7 @@ from tests.emulator import Department, Emulator, Fault, OrgUser
 START = shanghai(2026, 11, 23, 9, 30)  # a Monday
 BATCH_SEND = "/v1.0/robot/oToMessages/batchSend"
 GROUP_SEND = "/v1.0/robot/groupMessages/send"
+OFFLINE = "http://127.0.0.1:9"  # nothing listens there: connecting is refused
 DTMD_LINK = re.compile(r"\[(?P<label>[^\]]+)\]\(dtmd://dingtalkclient/sendMessage\?content=(?P<content>[^)]+)\)")
 
 
@@ -96,8 +99,9 @@ class World:
             return list(session.exec(select(Outbox).order_by(Outbox.id)))
 
 
-@pytest.fixture
-async def world(dingtalk: Emulator, tmp_path: Path) -> AsyncIterator[World]:
+@contextlib.asynccontextmanager
+async def running(dingtalk: Emulator, tmp_path: Path, *, outbox: bool = True) -> AsyncIterator[World]:
+    """The bot wired as `duban run` wires it (without an outbox route for replies, if so told)."""
     settings = dingtalk_settings(dingtalk)
     url = f"sqlite:///{tmp_path}/e2e.db"
     engine = make_engine(url)
@@ -106,15 +110,24 @@ async def world(dingtalk: Emulator, tmp_path: Path) -> AsyncIterator[World]:
     bot = Bot(engine, Settings(database_url=url), clock, WorkCalendar())
     bot.load_roster(ROSTER)
     client = OpenApiClient(settings)
-    stream = StreamClient(settings, InboundHandler(bot.handle, client, clock, via_outbox=outbox_route(engine, clock)))
-    running = asyncio.create_task(stream.start())
+    stream = StreamClient(settings, InboundHandler(bot.handle, client, clock, replied=bot.mark_replied,
+                                                   via_outbox=outbox_route(engine, clock) if outbox else None))
+    task = asyncio.create_task(stream.start())
     await dingtalk.wait_for(lambda: stream.connected)
-    yield World(dingtalk, engine, clock, bot, client, DingTalkTransport(client), stream)
-    await stream.stop()
-    await running
-    await stream.aclose()
-    await client.aclose()
-    engine.dispose()
+    try:
+        yield World(dingtalk, engine, clock, bot, client, DingTalkTransport(client), stream)
+    finally:
+        await stream.stop()
+        await task
+        await stream.aclose()
+        await client.aclose()
+        engine.dispose()
+
+
+@pytest.fixture
+async def world(dingtalk: Emulator, tmp_path: Path) -> AsyncIterator[World]:
+    async with running(dingtalk, tmp_path) as world:
+        yield world
 
 
 async def test_assign_in_a_group_then_acknowledge_by_tapping_the_link(world: World) -> None:
@@ -165,6 +178,45 @@ async def test_a_redelivered_frame_changes_state_once(world: World) -> None:
     assert len(world.tasks()) == 1
     assert len(world.emulator.to("cid_all_units", "webhook")) == 1
     assert [row.recipient for row in world.outbox()] == ["u_zhujian", "u_zhujian_ll"]
+
+
+async def test_a_reply_that_never_went_out_is_sent_when_dingtalk_redelivers_the_message(
+        dingtalk: Emulator, tmp_path: Path) -> None:
+    async with running(dingtalk, tmp_path, outbox=False) as world:
+        frame = dingtalk.robot_message("交办 县住建局 燃气隐患排查 截止12月10日", sender="u_xianzhang",
+                                       conversation_id="cid_all_units")
+        dingtalk.fail_next("/robot/sendBySession", Fault.SERVER_ERROR, count=3)  # every try, and no outbox
+        await world.push(frame)
+        [task] = world.tasks()  # the command committed; the leader saw nothing
+        assert dingtalk.to("cid_all_units", "webhook") == []
+
+        await world.push(frame)  # DingTalk delivers it again
+        [confirmation] = dingtalk.to("cid_all_units", "webhook")
+        assert "已交办" in confirmation.text and task.code in confirmation.text
+        assert confirmation.at_user_ids == ("u_zhujian",)  # the stored reply, @-mention and all
+        assert len(world.tasks()) == 1
+
+        await world.push(frame)  # and again: answered now, so nothing
+        assert len(dingtalk.to("cid_all_units", "webhook")) == 1
+        assert len(world.tasks()) == 1
+
+
+async def test_a_reply_lost_with_the_process_is_sent_when_dingtalk_redelivers_the_message(world: World) -> None:
+    frame = world.emulator.robot_message("交办 县应急局 防汛物资清点 截止12月4日", sender="u_xianzhang",
+                                         conversation_id="cid_leaders")
+    data = json.loads(frame["data"])
+    # the last life handled it — committed the task — and died before the reply went out
+    world.bot.handle_sync(Incoming(msg_id=data["msgId"], sender_id="u_xianzhang", text=data["text"]["content"],
+                                   conversation_id="cid_leaders", is_group=True))
+    [task] = world.tasks()
+
+    await world.push(frame)  # DingTalk redelivers it to this life
+
+    [confirmation] = world.emulator.to("cid_leaders", "webhook")
+    assert "已交办" in confirmation.text and task.code in confirmation.text
+    assert len(world.tasks()) == 1
+    await world.push(frame)
+    assert len(world.emulator.to("cid_leaders", "webhook")) == 1
 
 
 async def test_a_notice_falling_due_while_the_stream_is_down_is_still_sent(world: World) -> None:
@@ -234,7 +286,35 @@ async def test_dingtalk_failures_that_pass_are_transient(dingtalk: Emulator, tmp
                 await client.upload_media(picture, "image")
     assert failure.value.transient
     assert failure.value.retry_after == retry_after
+    # no answer after the request went out: DingTalk may have acted on it (not for an upload, which
+    # delivers nothing by itself — but the client cannot tell, the transport can)
+    assert failure.value.maybe_delivered == (fault in (Fault.TIMEOUT, Fault.DROP))
     assert "access_token" not in str(failure.value)  # errors are logged: no token in them
+
+
+async def test_a_refused_connection_is_surely_not_sent(dingtalk: Emulator) -> None:
+    async with OpenApiClient(dingtalk_settings(dingtalk, oapi_endpoint=OFFLINE)) as client:
+        with pytest.raises(SendError) as failure:
+            await client.get_user("u_zhujian")
+    assert failure.value.transient and not failure.value.maybe_delivered
+
+
+async def test_an_answer_after_our_timeout_is_sent_again_and_flagged_as_a_possible_duplicate(
+        world: World, caplog: pytest.LogCaptureFixture) -> None:
+    with transaction(world.engine) as session:
+        row = enqueue(session, Reply(title="通知", text="迟到的回答"), target="group", recipient="cid_leaders",
+                      deliver_after=START, now=START)
+        session.flush()
+        row_id = row.id
+    world.emulator.fail_next(GROUP_SEND, Fault.LATE)
+    before = COUNTERS.unknown_outcome
+
+    await world.deliver_all()
+
+    # DingTalk delivered it, we never heard: sent again (a notice must not be lost), and said so
+    assert [d.text for d in world.emulator.to("cid_leaders", "group")] == ["迟到的回答", "迟到的回答"]
+    assert COUNTERS.unknown_outcome == before + 1
+    assert [r for r in caplog.records if "possible duplicate" in r.getMessage() and f"row={row_id} " in r.getMessage()]
 
 
 async def test_dingtalk_refusals_are_permanent(dingtalk: Emulator) -> None:
@@ -409,6 +489,9 @@ async def test_duban_run_serves_health_metrics_and_stops_cleanly(dingtalk: Emula
 
             metrics = (await http.get("/metrics")).text
             assert 'duban_inbound_messages_total{result="handled"} 1.0' in metrics
+            assert f'duban_outbox_possible_duplicates_total{{cause="unknown_outcome"}} {COUNTERS.unknown_outcome:.1f}' \
+                in metrics
+            assert 'duban_outbox_possible_duplicates_total{cause="lease_expired"}' in metrics
             assert "duban_stream_connected 1.0" in metrics
 
             dingtalk.fail_next("/v1.0/gateway/connections/open", Fault.SERVER_ERROR, count=1000)

@@ -11,12 +11,15 @@ from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime, timedelta
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from bot.channel import Action, Reply
-from bot.clock import shanghai
+from bot.clock import FakeClock, shanghai
 from bot.outbox import (
+    COUNTERS,
     LEASE,
     MAX_FOLDED_TEXT_BYTES,
     OutgoingMessage,
@@ -202,14 +205,17 @@ async def test_a_recipient_held_by_another_live_worker_waits(engine: Engine) -> 
     assert [r.recipient for r in taken] == ["u_yingji"]
 
 
-async def test_an_expired_lease_is_taken_over(engine: Engine) -> None:
+async def test_an_expired_lease_is_taken_over(engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
     row = add(engine, "u_zhujian", "一")
     claim_due(engine, NOW, "w1")  # w1 dies here
     assert claim_due(engine, NOW + LEASE - timedelta(seconds=1), "w2") == []
     transport = FakeTransport()
+    before = COUNTERS.lease_expired
     assert await deliver_due(engine, transport, NOW + LEASE + timedelta(seconds=1), "w2") == 1
     state = rows(engine)[row]
     assert state.status == OutboxStatus.SENT and state.attempts == 2
+    assert COUNTERS.lease_expired == before + 1  # w1 may have sent it before dying
+    assert [r for r in caplog.records if f"row={row} " in r.getMessage() and "possible duplicate" in r.getMessage()]
 
 
 async def test_identical_content_to_many_users_goes_in_batches_of_twenty(engine: Engine) -> None:
@@ -307,3 +313,66 @@ async def test_the_pacer_holds_the_rate() -> None:
         await pacer.wait(group)
     with pytest.raises(TimeoutError):
         await asyncio.wait_for(pacer.wait(group), 0.2)  # the fourth in a minute waits
+
+
+class FailingMarks:
+    """The database refuses the 'sent' mark `times` times (locked, connection dropped), each refusal
+    taking `takes` of simulated time, as a long lock wait would."""
+
+    def __init__(self, engine: Engine, clock: FakeClock, times: int, takes: timedelta) -> None:
+        self.left, self.clock, self.takes = times, clock, takes
+        event.listen(engine, "before_cursor_execute", self.before)
+
+    def before(self, _conn, _cursor, statement: str, parameters, _context, _many) -> None:  # type: ignore[no-untyped-def]
+        values = parameters.values() if isinstance(parameters, dict) else parameters
+        if self.left and statement.startswith("UPDATE outbox SET status") and "sent" in {str(v).lower() for v in values}:
+            self.left -= 1
+            self.clock.advance(seconds=self.takes.total_seconds())
+            raise OperationalError(statement, parameters, Exception("database is locked"))
+
+
+async def test_a_mark_that_fails_after_the_200_is_retried_and_the_row_never_resent(engine: Engine) -> None:
+    row = add(engine, "u_zhujian", "蓝色督办单")
+    clock = FakeClock(NOW)
+    # five refusals of three minutes each: a quarter of an hour, three leases, while w1 stays alive
+    marks = FailingMarks(engine, clock, times=5, takes=timedelta(minutes=3))
+    transport = FakeTransport()
+    first = asyncio.create_task(deliver_due(engine, transport, NOW, "w1", clock=clock))
+    while not transport.calls:
+        await asyncio.sleep(0.001)
+    taken_over = 0
+    while not first.done():  # a second instance looks for expired leases all the while
+        taken_over += await deliver_due(engine, transport, clock.now(), "w2", clock=clock)
+        await asyncio.sleep(0.01)
+
+    assert await first == 1 and taken_over == 0 and marks.left == 0
+    assert await deliver_due(engine, transport, clock.now() + LEASE, "w1", clock=clock) == 0  # nor w1 later
+    state = rows(engine)[row]
+    assert state.status == OutboxStatus.SENT and state.attempts == 1
+    assert transport.delivered_ids() == Counter({row: 1})
+
+
+async def test_a_send_without_an_answer_is_retried_logged_and_counted_as_a_possible_duplicate(
+        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    row = add(engine, "u_zhujian", "蓝色督办单")
+    unknown = iter([SendError("batchSend: no answer (ReadTimeout)", transient=True, maybe_delivered=True)])
+    transport = FakeTransport(outcome=lambda m: next(unknown, None))
+    before = COUNTERS.unknown_outcome
+
+    await drain(engine, transport)
+
+    assert [m.outbox_ids for m in transport.calls] == [(row,), (row,)]  # retried: never lost
+    assert rows(engine)[row].status == OutboxStatus.SENT
+    assert COUNTERS.unknown_outcome == before + 1
+    [line] = [r.getMessage() for r in caplog.records if "possible duplicate" in r.getMessage()]
+    assert f"row={row} " in line
+
+
+async def test_a_send_that_surely_failed_is_no_possible_duplicate(
+        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    add(engine, "u_zhujian", "蓝色督办单")
+    refused = iter([SendError("batchSend: not sent (ConnectError)", transient=True)])
+    before = COUNTERS.unknown_outcome
+    await drain(engine, FakeTransport(outcome=lambda m: next(refused, None)))
+    assert COUNTERS.unknown_outcome == before
+    assert not [r for r in caplog.records if "possible duplicate" in r.getMessage()]

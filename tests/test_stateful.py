@@ -32,6 +32,7 @@ from reminders.engine import notice_state, task_state
 from storage.models import (
     OPEN_STATUSES,
     AuditEvent,
+    ChatGroup,
     ExtensionRequest,
     ExtensionStatus,
     Notice,
@@ -39,6 +40,8 @@ from storage.models import (
     NoticeStatus,
     Outbox,
     OutboxStatus,
+    Person,
+    Role,
     ScoreEvent,
     Task,
     TaskStatus,
@@ -51,6 +54,7 @@ UNITS = ("县住建局", "县应急局", "县市场监管局", "县教育局", "
 POINTS = {NoticeKind.BLUE: -1, NoticeKind.YELLOW: -2, NoticeKind.RED: -5}  # 第九条, written out again here
 MAX_TASKS = 5
 WAITING = (NoticeStatus.DRAFT, NoticeStatus.HELD)
+SIGNER = {NoticeKind.YELLOW: Role.EXECUTIVE_DEPUTY, NoticeKind.RED: Role.COUNTY_HEAD}  # SPEC §3
 FINISHED = (TaskStatus.CLOSED, TaskStatus.CANCELLED)
 
 
@@ -263,6 +267,38 @@ class BotMachine(RuleBasedStateMachine):
         self.down_since_crash = True
 
     # -- the guarantees ----------------------------------------------------------------------------
+    def expected_messages(self, tasks: list[Task], notices: list[Notice]) -> dict[tuple[str, str, str], datetime]:
+        """SPEC §3 over the final state, not through reminders/notices.py: (notice code, "user" or
+        "group", recipient) → when it is to go out. A yellow or red is first a draft to its signer;
+        once issued, every notice goes to the unit head, a yellow also to the task's group, a red to
+        that group and the leaders' group; a sign reminder goes to the draft's signer."""
+        with Session(self.sim.engine) as s:
+            holder = {role: s.exec(select(Person.user_id).where(Person.role == role)).one()
+                      for role in SIGNER.values()}
+            head = {u.id: u.head_user_id for u in s.exec(select(Unit))}
+            groups = {g.key: g.conversation_id for g in s.exec(select(ChatGroup))}
+        policy, auto_issue = self.sim.bot.escalation.policy, self.sim.bot.settings.rules.auto_issue
+        task_of = {t.id: t for t in tasks}
+        by_id = {n.id: n for n in notices}
+        expected: dict[tuple[str, str, str], datetime] = {}
+        for n in notices:
+            task = task_of[n.task_id]
+            if n.kind in SIGNER and not auto_issue:
+                expected[(n.code, "user", holder[SIGNER[n.kind]])] = policy.send_time(n.created_at)
+            if n.status is not NoticeStatus.ISSUED:
+                continue
+            at = policy.send_time(n.issued_at)
+            if n.kind is NoticeKind.SIGN_REMINDER:
+                expected[(n.code, "user", holder[SIGNER[by_id[n.ref_notice_id].kind]])] = at
+                continue
+            expected[(n.code, "user", head[task.lead_unit_id])] = at
+            task_group = task.conversation_id or groups["all_units"]
+            if n.kind is NoticeKind.YELLOW:
+                expected[(n.code, "group", task_group)] = at
+            if n.kind is NoticeKind.RED:
+                expected[(n.code, "group", task_group)] = expected[(n.code, "group", groups["leaders"])] = at
+        return expected
+
     @invariant()
     def guarantees_hold(self) -> None:
         now = self.now
@@ -304,6 +340,19 @@ class BotMachine(RuleBasedStateMachine):
 
         rows = Counter((o.notice_id, o.target, o.recipient) for o in outbox if o.notice_id is not None)
         assert all(c == 1 for c in rows.values()), [k for k, c in rows.items() if c > 1]
+
+        # every notice has its messages, to whom SPEC §3 says, and nothing else carries a notice
+        expected = self.expected_messages(tasks, notices)
+        code = {n.id: n.code for n in notices}
+        queued = {(code[o.notice_id], o.target, o.recipient) for o in outbox if o.notice_id is not None}
+        assert queued == set(expected), (set(expected) - queued, queued - set(expected))
+        row_of = {o.id: o for o in outbox}
+        delivered = {(code[row.notice_id], m.target, recipient) for _, m in self.sim.transport.sent
+                     for row in map(row_of.__getitem__, m.outbox_ids) if row.notice_id is not None
+                     for recipient in m.recipients if recipient == row.recipient}
+        assert delivered <= set(expected)
+        if not self.down_since_crash:
+            assert delivered == {k for k, at in expected.items() if at <= now}, "a notice that fell due never went out"
         assert issues == Counter(n.code for n in notices if n.status is NoticeStatus.ISSUED)
         handed_over = Counter(i for _, m in self.sim.transport.sent for i in m.outbox_ids)
         assert all(c == 1 for c in handed_over.values()), "an outbox row went out twice"

@@ -1,7 +1,8 @@
 """DingTalk's HTTP APIs: token, robot messages, session-webhook replies, media, the org chart.
 
 Every failure becomes a bot.outbox.SendError: transient (worth retrying later: 5xx, 429,
-throttling error codes, timeouts, dropped connections) or permanent (anything else). Retrying is
+throttling error codes, timeouts, dropped connections) or permanent (anything else); a timeout or
+a connection lost after the request went out is also `maybe_delivered` (the outcome is unknown). Retrying is
 the outbox's job, not this client's; the one retry here is after refreshing a rejected token.
 """
 
@@ -162,11 +163,18 @@ class OpenApiClient:
         try:
             # params=None, not {}: an empty mapping would wipe a query already in the URL (webhooks)
             response = await self._http.request(method, url, headers=headers, params=query or None, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise SendError(f"{_path(url)}: timed out", transient=True) from exc
-        except httpx.TransportError as exc:  # refused, reset, closed without an answer
-            raise SendError(f"{_path(url)}: {type(exc).__name__} {exc}", transient=True) from exc
+        except _NOT_SENT as exc:  # refused, or never connected: DingTalk saw nothing
+            raise SendError(f"{_path(url)}: not sent ({type(exc).__name__} {exc})", transient=True) from exc
+        except httpx.TransportError as exc:  # timed out or cut off after the request left: DingTalk may have acted
+            raise SendError(f"{_path(url)}: no answer ({type(exc).__name__} {exc})", transient=True,
+                            maybe_delivered=True) from exc
         return _checked(response, auth)
+
+
+# Failures before a byte of the request reached DingTalk. Every other transport failure (a read or
+# write timeout, a reset, a connection closed without an answer) leaves the outcome unknown.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
+             httpx.ProxyError, httpx.LocalProtocolError)
 
 
 class _TokenRejected(Exception):
