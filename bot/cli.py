@@ -95,7 +95,7 @@ def roster_sync(
     try:
         asyncio.run(_check_credentials(dingtalk))
     except SendError as exc:
-        _fail(f"连不上钉钉（{exc}），请检查网络后重试" if exc.transient else CREDENTIALS_REJECTED)
+        _fail(CREDENTIALS_REJECTED if exc.credentials or not exc.transient else f"连不上钉钉（{exc}），请检查网络后重试")
     with _plain_errors():
         try:
             diff = asyncio.run(sync_from_settings(settings, yes=yes, root_dept_id=root))

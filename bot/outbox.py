@@ -99,14 +99,17 @@ class OutgoingMessage:
 
 class SendError(Exception):
     """`maybe_delivered`: the request left and no answer came back (a read timeout, a connection
-    dropped after sending), so DingTalk may have acted on it; retrying it may duplicate it."""
+    dropped after sending), so DingTalk may have acted on it; retrying it may duplicate it.
+    `credentials`: DingTalk refused the app's own credentials — nothing to do with the message, so
+    it is transient (the operator fixes the secret; the notices wait, they are not given up)."""
 
     def __init__(self, message: str, *, transient: bool, retry_after: float | None = None,
-                 maybe_delivered: bool = False) -> None:
+                 maybe_delivered: bool = False, credentials: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
         self.retry_after = retry_after
         self.maybe_delivered = maybe_delivered
+        self.credentials = credentials
 
 
 class Transport(Protocol):

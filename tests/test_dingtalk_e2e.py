@@ -325,10 +325,28 @@ async def test_dingtalk_refusals_are_permanent(dingtalk: Emulator) -> None:
         with pytest.raises(SendError) as failure:
             await client.send_group("", "sampleText", {"content": "x"})
         assert not failure.value.transient and "HTTP 400" in str(failure.value)
-    async with OpenApiClient(dingtalk_settings(dingtalk, client_secret="wrong")) as client:
-        with pytest.raises(SendError) as failure:
-            await client.send_group("cid_leaders", "sampleText", {"content": "x"})
-        assert not failure.value.transient
+
+
+async def test_refused_app_credentials_hold_the_notices_back_until_fixed_never_kill_them(world: World) -> None:
+    """Wrong credentials on the first morning: every send fails alike, and it is not the message's
+    fault. The rows wait (no 督查室 dead letter, no lost notice) and go out once the secret is fixed."""
+    with transaction(world.engine) as session:
+        enqueue(session, Reply(title="蓝色督办单", text="请尽快办结"), target="user", recipient="u_zhujian",
+                deliver_after=START, now=START)
+    secret = world.emulator.client_secret
+    world.emulator.client_secret = "rotated-by-someone"
+    world.emulator.expire_tokens()
+    for hour in range(1, 25):  # a whole day of retries with the wrong secret
+        await world.deliver()
+        world.clock.set(START + timedelta(hours=hour))
+    [row] = world.outbox()
+    assert row.status == OutboxStatus.PENDING and "钉钉拒绝了应用凭据" in row.last_error
+    assert world.emulator.to("u_zhujian", "user") == []
+
+    world.emulator.client_secret = secret  # the operator fixes it
+    await world.deliver_all()
+    assert [m.text for m in world.emulator.to("u_zhujian", "user")] == ["请尽快办结"]
+    assert [r.status for r in world.outbox()] == [OutboxStatus.SENT]  # and no dead letter was queued
 
 
 async def test_with_30_percent_of_sends_failing_every_row_arrives_exactly_once(world: World) -> None:
