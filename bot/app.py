@@ -14,15 +14,16 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from bot.channel import Action, Incoming, Reply
 from bot.clock import Clock
-from bot.render import render
 from bot.roster import RosterChange, apply_roster, load_roster
 from bot.settings import Settings
-from handlers import extensions, queries, reassign, reports, signing, tasks  # noqa: F401  (they register their commands)
+from handlers.families import FAMILIES
+from handlers.incoming import Incoming
 from handlers.parsing import clean_incoming
 from handlers.queries import suggest
 from handlers.registry import Context, Services, UserError, may_use, split_command
+from message_templates.render import render
+from message_templates.reply import Action, Reply
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
 from storage import queries as q
@@ -35,6 +36,8 @@ MAX_MESSAGE = 2000  # characters; DingTalk allows more, but no real command is l
 
 
 class Bot:
+    families = FAMILIES  # the command families it answers (handlers/families.py)
+
     def __init__(self, engine: Engine, settings: Settings, clock: Clock, calendar: WorkCalendar) -> None:
         self.engine = engine
         self.settings = settings

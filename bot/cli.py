@@ -84,9 +84,9 @@ def roster_sync(
     import asyncio
 
     from bot.dingtalk.settings import CREDENTIALS_REJECTED
-    from bot.outbox import SendError
     from bot.roster_sync import sync_from_settings
     from bot.run import configure_logging
+    from bot.transport import SendError
 
     settings = _settings()
     _need_roster(settings)
@@ -228,7 +228,8 @@ def _plain_errors() -> Iterator[None]:
 def _moment(day: str | None):
     from datetime import date, datetime, time
 
-    from bot.clock import SHANGHAI, SystemClock
+    from bot.clock import SystemClock
+    from storage.tz import SHANGHAI
 
     if day is None:
         return SystemClock().now()

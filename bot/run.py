@@ -30,20 +30,23 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.app import Bot
-from bot.channel import Incoming, Reply
 from bot.clock import Clock, SystemClock
 from bot.dingtalk.inbound import InboundHandler, ViaOutbox
 from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.settings import DingTalkSettings
 from bot.dingtalk.stream import StreamClient
 from bot.dingtalk.transport import DingTalkTransport
-from bot.outbox import COUNTERS, SendPacer, deliver_due, enqueue, run_sender
-from bot.settings import ENV_FILE, Settings
+from bot.outbox import SendPacer, deliver_due, run_sender
+from bot.settings import Settings
+from handlers.incoming import Incoming
+from message_templates.reply import Reply
 from reminders.calendar import WorkCalendar
 from reminders.reports import issue_due
+from reminders.rules import ENV_FILE
 from reminders.scheduler import Waker
 from storage.db import create_schema, make_engine, transaction
 from storage.models import Outbox, OutboxStatus
+from storage.outbox import COUNTERS, enqueue
 from storage.queries import forget_processed
 
 log = logging.getLogger(__name__)

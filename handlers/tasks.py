@@ -9,11 +9,11 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlmodel import select
 
-from bot.channel import Action
 from handlers.deadlines import DeadlineError, extract_deadline
 from handlers.parsing import LIST_SEPARATORS, find_unit, require_task, split_first, take_percent, unit_names
 from handlers.permissions import require_assigner, require_assigner_or_office, require_own_unit
 from handlers.registry import ASSIGNERS, UNIT_STAFF, Context, UserError, command
+from message_templates.reply import Action
 from reminders.notices import task_actions
 from storage import queries
 from storage.models import OPEN_STATUSES, Person, ProgressReport, Role, Task, TaskStatus, Unit

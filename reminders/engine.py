@@ -17,10 +17,10 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
-from bot.settings import Rules
 from reminders import notices as notice_io
 from reminders.calendar import WorkCalendar
 from reminders.policy import NoticeState, Policy, TaskState
+from reminders.rules import Rules
 from storage.db import is_postgres, transaction
 from storage.models import OPEN_STATUSES, Notice, NoticeStatus, Task, TaskStatus, Unit
 
@@ -54,7 +54,7 @@ class Escalation:
                 session.add(task)
                 return created
             # one at a time: what falls due next may depend on what was just issued
-            created.append(notice_io.create(session, task, plan.due[0], now, self))
+            created.append(notice_io.create(session, task, plan.due[0], now, self.policy))
         raise RuntimeError(f"task {task.code}: more than {MAX_STEPS} notices due at once")
 
     def _suspend(self, session: Session, task: Task, now: datetime) -> None:

@@ -1,8 +1,7 @@
 """The Excel 台账 (SPEC §5): one row per task, and each unit's score, for the 督查室's own files.
 
-Built over handlers.queries' ledger_rows and unit_scores, so the file says what the chat 台账 and
-积分 commands say. Those take a Context but read only its `session` and `now`: a LedgerView is
-enough when there is no chat message (the `duban export ledger` command).
+Built over reminders.ledger's ledger_rows and unit_scores, so the file says what the chat 台账 and
+积分 commands say.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import shutil
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,8 +20,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot.clock import to_shanghai
-from handlers.queries import ledger_rows, unit_scores
+from reminders.ledger import ledger_rows, unit_scores
 from reminders.reports import competition_ranks
 from storage.models import (
     COLOURS,
@@ -37,6 +34,7 @@ from storage.models import (
     ScoreEvent,
     Task,
 )
+from storage.tz import to_shanghai
 
 COLOUR_WORDS = {NoticeKind.BLUE: "蓝色", NoticeKind.YELLOW: "黄色", NoticeKind.RED: "红色"}
 COLOUR_FILLS = {NoticeKind.BLUE: "FFBDD7EE", NoticeKind.YELLOW: "FFFFE699", NoticeKind.RED: "FFFF9C9C"}
@@ -52,16 +50,10 @@ DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 LINGER = timedelta(minutes=10)
 
 
-@dataclass(frozen=True)
-class LedgerView:
-    session: Session
-    now: datetime
-
-
 def export_ledger(engine: Engine, now: datetime, out_path: Path) -> Path:
     """Write the 台账 as of `now` to `out_path` (.xlsx); for `duban export ledger --out FILE.xlsx`."""
     with Session(engine) as session:
-        return write_ledger(LedgerView(session, to_shanghai(now)), Path(out_path))
+        return write_ledger(session, to_shanghai(now), Path(out_path))
 
 
 def ledger_file(reports_dir: Path, now: datetime) -> Path:
@@ -84,9 +76,7 @@ def forget_sent_ledgers(session: Session, ledger_dir: Path, now: datetime) -> No
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def write_ledger(view: LedgerView, out_path: Path) -> Path:
-    """`view` is a LedgerView or a handler's Context: anything with `session` and `now`."""
-    session, now = view.session, view.now
+def write_ledger(session: Session, now: datetime, out_path: Path) -> Path:
     tasks = list(session.exec(select(Task).order_by(Task.id)))
     urged: dict[int, dict[NoticeKind, int]] = defaultdict(lambda: dict.fromkeys(COLOURS, 0))
     for task_id, kind in session.exec(select(Notice.task_id, Notice.kind).where(
@@ -100,7 +90,7 @@ def write_ledger(view: LedgerView, out_path: Path) -> Path:
     sheet = book.active
     sheet.title = "督办台账"
     _header(sheet, TASK_COLUMNS)
-    for row in ledger_rows(view, tasks):
+    for row in ledger_rows(session, now, tasks):
         task = row["task"]
         counts = urged[task.id]
         values = (
@@ -119,7 +109,7 @@ def write_ledger(view: LedgerView, out_path: Path) -> Path:
 
     units = book.create_sheet(f"{now.year}年单位积分")
     _header(units, UNIT_COLUMNS)
-    scores = unit_scores(view, now.year)
+    scores = unit_scores(session, now.year)
     for rank, row in zip(competition_ranks([r["score"] for r in scores]), scores, strict=True):
         units.append(_legal((rank, row["unit"].name, row["blue"], row["yellow"], row["red"], row["score"])))
 

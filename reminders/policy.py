@@ -24,8 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from bot.settings import DayCounting, Rules
 from reminders.calendar import WorkCalendar
+from reminders.rules import DayCounting, Rules
 from storage.models import NoticeKind, NoticeStatus, TaskStatus
 
 SIGNED_KINDS = (NoticeKind.YELLOW, NoticeKind.RED)

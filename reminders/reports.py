@@ -31,19 +31,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import func, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot.channel import Reply
-from bot.clock import SHANGHAI, to_shanghai
-from bot.outbox import enqueue
-from bot.render import render
-from bot.settings import Rules, Settings
+from message_templates.render import render
+from message_templates.reply import Reply
 from reminders.calendar import WorkCalendar
 from reminders.chart import Bar, score_chart
 from reminders.policy import Policy
+from reminders.rules import Rules
 from storage import audit, queries
 from storage.models import (
     COLOURS,
@@ -59,13 +58,24 @@ from storage.models import (
     Task,
     TaskStatus,
     Unit,
+    highest_colour,
 )
+from storage.outbox import enqueue
+from storage.tz import SHANGHAI, to_shanghai
 
 log = logging.getLogger(__name__)
 
 SIGNED = (NoticeKind.YELLOW, NoticeKind.RED)
 STARS = 10  # 第十条 十大效能之星
 ANNUAL_CATCH_UP = timedelta(days=31)  # a year-end report missed while the bot was down still goes out
+
+
+class ReportSettings(Protocol):
+    """The few settings the reports read (bot.settings.Settings has them): no wider dependency."""
+
+    rules: Rules
+    reports_dir: Path
+    year_end_report: str  # MM-DD
 
 
 # ---- periods --------------------------------------------------------------------------------------
@@ -103,7 +113,7 @@ def year_until(year: int, at: datetime) -> Period:
     return Period(start, min(to_shanghai(at), datetime(year + 1, 1, 1, tzinfo=SHANGHAI)), str(year))
 
 
-def annual_slot(year: int, settings: Settings) -> datetime:
+def annual_slot(year: int, settings: ReportSettings) -> datetime:
     """When the year-end report of `year` falls due: Settings.year_end_report (MM-DD) at work_start."""
     try:
         month, day = (int(part) for part in settings.year_end_report.split("-"))
@@ -112,7 +122,7 @@ def annual_slot(year: int, settings: Settings) -> datetime:
         raise ValueError(f"year_end_report 应写成 月-日，例如 12-31（现为 {settings.year_end_report!r}）") from exc
 
 
-def annual_year(at: datetime, settings: Settings) -> int | None:
+def annual_year(at: datetime, settings: ReportSettings) -> int | None:
     """The year whose year-end report is due at `at`: this year's once its slot has come, or last
     year's for a while after its slot (caught up after downtime); None in between."""
     at = to_shanghai(at)
@@ -177,8 +187,7 @@ class History:
         return self._urges.get(task_id, [])
 
     def colour(self, task_id: int) -> NoticeKind | None:
-        kinds = {n.kind for n in self.urges(task_id)}
-        return next((k for k in reversed(COLOURS) if k in kinds), None)
+        return highest_colour(n.kind for n in self.urges(task_id))
 
     def tallies(self, since: datetime, year: int | None = None) -> dict[int, Tally]:
         """Per unit id: the colour notices received from `since` to the cut-off (in `year` if given)."""
@@ -486,7 +495,7 @@ def _to_group(session: Session, key: str, reply: Reply, now: datetime) -> Outbox
     return enqueue(session, reply, target="group", recipient=group.conversation_id, deliver_after=now, now=now)
 
 
-def issue_weekly(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar) -> Reply | None:
+def issue_weekly(session: Session, now: datetime, settings: ReportSettings, calendar: WorkCalendar) -> Reply | None:
     """Send the summary of the week ending at the latest Monday 09:00 to the leaders' group, once."""
     period = week_ending(now, settings.rules)
     if not _has_history(session, period.end) or not _claim(session, "bulletin_weekly", period.key):
@@ -498,7 +507,7 @@ def issue_weekly(session: Session, now: datetime, settings: Settings, calendar: 
     return reply
 
 
-def issue_monthly(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar, *,
+def issue_monthly(session: Session, now: datetime, settings: ReportSettings, calendar: WorkCalendar, *,
                   force: bool = False, actor: str = audit.SYSTEM) -> Reply | None:
     """Send last month's bulletin and its chart to the all-units group, from the first working day's
     09:00 on, once; with `force` (the 通报 command) now and again. The self-review and admonition
@@ -535,7 +544,7 @@ def _consequence_messages(session: Session, bulletin: MonthlyBulletin, now: date
         enqueue(session, reply, target="user", recipient=county_head.user_id, deliver_after=now, now=now)
 
 
-def issue_annual(session: Session, now: datetime, settings: Settings) -> Reply | None:
+def issue_annual(session: Session, now: datetime, settings: ReportSettings) -> Reply | None:
     """Send the year-end report to the all-units and leaders' groups once, when it falls due."""
     year = annual_year(now, settings)
     if year is None:
@@ -550,14 +559,14 @@ def issue_annual(session: Session, now: datetime, settings: Settings) -> Reply |
     return reply
 
 
-def issue_due(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar) -> list[Reply]:
+def issue_due(session: Session, now: datetime, settings: ReportSettings, calendar: WorkCalendar) -> list[Reply]:
     """Every bulletin due at `now` that has not gone out yet: safe to call as often as liked."""
     sent = [issue_weekly(session, now, settings, calendar), issue_monthly(session, now, settings, calendar),
             issue_annual(session, now, settings)]
     return [reply for reply in sent if reply is not None]
 
 
-def print_report(kind: str, at: datetime, engine: Engine, settings: Settings, calendar: WorkCalendar) -> str:
+def print_report(kind: str, at: datetime, engine: Engine, settings: ReportSettings, calendar: WorkCalendar) -> str:
     """The text of a report as of `at` (for `duban report weekly|monthly|annual --at DATE`); sends nothing."""
     at = to_shanghai(at)
     with Session(engine) as session:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
@@ -47,6 +48,12 @@ class NoticeKind(StrEnum):
 
 
 COLOURS = (NoticeKind.BLUE, NoticeKind.YELLOW, NoticeKind.RED)
+
+
+def highest_colour(kinds: Iterable[NoticeKind]) -> NoticeKind | None:
+    """The highest colour among `kinds` (red over yellow over blue), or None when there is none."""
+    kinds = set(kinds)
+    return next((k for k in reversed(COLOURS) if k in kinds), None)
 
 
 class NoticeStatus(StrEnum):

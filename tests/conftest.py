@@ -16,9 +16,9 @@ import psycopg
 import pytest
 from sqlmodel import SQLModel
 
-from bot.clock import shanghai
 from bot.simulation import Simulation
 from storage.db import make_engine
+from storage.tz import shanghai
 from tests.emulator import Emulator
 
 # No test may reach a real DingTalk host. The SDK reads this variable once, when dingtalk_stream is

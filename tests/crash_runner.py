@@ -28,7 +28,8 @@ from bot.dingtalk.settings import DingTalkSettings
 from bot.dingtalk.transport import DingTalkTransport
 from bot.outbox import SendPacer, run_sender
 from bot.run import RunSettings, Service, configure_logging
-from bot.settings import Rules, Settings
+from bot.settings import Settings
+from reminders.rules import Rules
 from storage.db import make_engine
 
 # How often the reconcile runs on the fast clock: at half a simulated day a second, every 36 minutes.

@@ -19,11 +19,13 @@ import pytest
 from typer.testing import CliRunner, Result
 
 from bot.cli import app
-from bot.clock import SHANGHAI, FakeClock, shanghai
+from bot.clock import FakeClock
 from bot.dingtalk.settings import CREDENTIALS_MISSING, CREDENTIALS_REJECTED, DingTalkSettings
 from bot.run import RunSettings, Service
-from bot.settings import Rules, Settings
+from bot.settings import Settings
 from bot.simulation import ROSTER, Simulation
+from reminders.rules import Rules
+from storage.tz import SHANGHAI, shanghai
 from tests.emulator import Emulator, Fault
 
 REPO = Path(__file__).resolve().parent.parent

@@ -36,12 +36,13 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from bot.app import Bot
-from bot.channel import Incoming, Reply
-from bot.clock import SHANGHAI, FakeClock
-from bot.outbox import enqueue
-from bot.settings import Rules, Settings
+from bot.clock import FakeClock
+from bot.settings import Settings
+from handlers.incoming import Incoming
+from message_templates.reply import Reply
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation, notice_state, task_state
+from reminders.rules import Rules
 from storage.db import create_schema, make_engine, transaction
 from storage.models import (
     COLOURS,
@@ -54,6 +55,8 @@ from storage.models import (
     Task,
     Unit,
 )
+from storage.outbox import enqueue
+from storage.tz import SHANGHAI
 from tests import crash_runner
 from tests.crash_runner import Config, FastClock
 from tests.emulator import Delivery, Emulator

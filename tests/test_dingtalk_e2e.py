@@ -23,22 +23,26 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.app import Bot
-from bot.channel import Incoming, Reply
-from bot.clock import FakeClock, shanghai
+from bot.clock import FakeClock
 from bot.dingtalk.inbound import InboundHandler
 from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.settings import DingTalkSettings
 from bot.dingtalk.stream import StreamClient
 from bot.dingtalk.transport import DingTalkTransport
-from bot.outbox import COUNTERS, SendError, SendPacer, deliver_due, enqueue, next_due
+from bot.outbox import SendPacer, deliver_due
 from bot.roster import load_roster
 from bot.roster_sync import sync_from_settings, sync_roster
 from bot.run import RunSettings, Service, outbox_route
 from bot.settings import Settings
 from bot.simulation import ROSTER
+from bot.transport import SendError
+from handlers.incoming import Incoming
+from message_templates.reply import Reply
 from reminders.calendar import WorkCalendar
 from storage.db import create_schema, make_engine, transaction
 from storage.models import Outbox, OutboxStatus, Person, Task, TaskStatus, Unit
+from storage.outbox import COUNTERS, enqueue, next_due
+from storage.tz import shanghai
 from tests.emulator import Department, Emulator, Fault, OrgUser
 
 START = shanghai(2026, 11, 23, 9, 30)  # a Monday

@@ -8,12 +8,13 @@ from collections import Counter
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot.clock import shanghai as sh
-from bot.settings import Rules, Settings
+from bot.settings import Settings
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
+from reminders.rules import Rules
 from storage.db import make_engine
 from storage.models import COLOURS, Notice, NoticeStatus, Outbox, ScoreEvent, Task
+from storage.tz import shanghai as sh
 
 TASKS = 12
 

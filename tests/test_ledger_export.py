@@ -11,12 +11,13 @@ import pytest
 from openpyxl import load_workbook
 from sqlmodel import Session, select
 
-from bot.channel import Incoming, Reply
-from bot.clock import shanghai as sh
 from bot.settings import Settings
 from bot.simulation import Simulation
+from handlers.incoming import Incoming
+from message_templates.reply import Reply
 from storage.db import transaction
 from storage.models import Outbox, ProgressReport, Task
+from storage.tz import shanghai as sh
 from tests.test_dingtalk_e2e import World, world  # noqa: F401  (the emulator fixture)
 
 OFFICE, HEAD = "u_ducha1", "u_zhujian"

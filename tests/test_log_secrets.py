@@ -12,14 +12,15 @@ from pathlib import Path
 
 import pytest
 
-from bot.channel import Reply
-from bot.clock import FakeClock, shanghai
+from bot.clock import FakeClock
 from bot.dingtalk.settings import DingTalkSettings
-from bot.outbox import enqueue
 from bot.run import QUIET_LOGGERS, RunSettings, Service, configure_logging
 from bot.settings import Settings
 from bot.simulation import ROSTER
+from message_templates.reply import Reply
 from storage.db import transaction
+from storage.outbox import enqueue
+from storage.tz import shanghai
 from tests.emulator import Emulator
 
 START = shanghai(2026, 11, 23, 9, 30)

@@ -14,10 +14,10 @@ from sqlalchemy import Column, Integer, MetaData, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
-from bot.clock import shanghai as sh
 from bot.simulation import Simulation
 from storage.db import FIRST_REVISION, alembic_config, create_schema, make_engine
 from storage.models import Notice, NoticeKind, NoticeStatus, ScoreEvent, Task, TaskStatus
+from storage.tz import shanghai as sh
 
 LEADER, HEAD, DEPUTY = "u_xianzhang", "u_zhujian", "u_changwu"
 

@@ -16,27 +16,16 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
-from bot.channel import Action, Reply
-from bot.clock import FakeClock, shanghai
-from bot.outbox import (
-    COUNTERS,
-    LEASE,
-    MAX_FOLDED_TEXT_BYTES,
-    OutgoingMessage,
-    RetryPolicy,
-    SendError,
-    SendPacer,
-    batch,
-    claim_due,
-    deliver_due,
-    enqueue,
-    fold,
-    next_due,
-)
+from bot.clock import FakeClock
+from bot.outbox import MAX_FOLDED_TEXT_BYTES, RetryPolicy, SendPacer, batch, deliver_due, fold
 from bot.roster import apply_roster, load_roster
 from bot.simulation import ROSTER
+from bot.transport import OutgoingMessage, SendError
+from message_templates.reply import Action, Reply
 from storage.db import create_schema, make_engine, transaction
 from storage.models import Outbox, OutboxStatus
+from storage.outbox import COUNTERS, LEASE, claim_due, enqueue, next_due
+from storage.tz import shanghai
 
 NOW = shanghai(2026, 11, 23, 9, 30)
 Outcome = Mapping[str, SendError] | SendError | None

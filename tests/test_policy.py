@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from bot.clock import shanghai as sh
-from bot.settings import DayCounting, Rules
 from reminders.calendar import WorkCalendar
 from reminders.policy import NoticeState, Policy, TaskState
+from reminders.rules import DayCounting, Rules
 from storage.models import NoticeKind, NoticeStatus, TaskStatus
+from storage.tz import shanghai as sh
 
 CAL = WorkCalendar()
 LETTER = {"ack_reminder": "A", "courtesy": "C", "report_reminder": "P", "blue": "B", "yellow": "Y", "red": "R",

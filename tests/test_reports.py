@@ -31,10 +31,11 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, func, select
 
 from bot.app import Bot
-from bot.channel import Incoming, Reply
-from bot.clock import SHANGHAI, FakeClock, shanghai
+from bot.clock import FakeClock
 from bot.roster import load_roster
 from bot.settings import Settings
+from handlers.incoming import Incoming
+from message_templates.reply import Reply
 from reminders import reports
 from reminders.calendar import WorkCalendar
 from reminders.chart import cjk_family
@@ -54,6 +55,7 @@ from storage.models import (
     TaskStatus,
     Unit,
 )
+from storage.tz import SHANGHAI, shanghai
 
 HERE = Path(__file__).parent
 ROSTER = HERE / "fixtures" / "roster12.yaml"

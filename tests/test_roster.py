@@ -2,23 +2,20 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 from typer.testing import CliRunner
 
 from bot.cli import app
 from bot.roster import RosterError, load_roster
-
-EXAMPLE = Path(__file__).resolve().parent.parent / "examples" / "roster.yaml"
+from bot.simulation import ROSTER
 
 
 def test_the_example_roster_is_a_small_county():
-    roster = load_roster(EXAMPLE)
+    roster = load_roster(ROSTER)
     roles = {p.role for p in roster.officials}
     assert {"county_head", "executive_deputy", "office_director", "supervisor"} <= roles
     assert len(roster.units) == 6 and {g.key for g in roster.groups} == {"leaders", "all_units"}
-    result = CliRunner().invoke(app, ["roster", "check", str(EXAMPLE)])
+    result = CliRunner().invoke(app, ["roster", "check", str(ROSTER)])
     assert result.exit_code == 0 and "6 个单位" in result.output
 
 
@@ -32,7 +29,7 @@ def test_the_example_roster_is_a_small_county():
 ])
 def test_mistakes_are_reported_clearly(tmp_path, change, message):
     path = tmp_path / "roster.yaml"
-    path.write_text(change(EXAMPLE.read_text(encoding="utf-8")), encoding="utf-8")
+    path.write_text(change(ROSTER.read_text(encoding="utf-8")), encoding="utf-8")
     with pytest.raises(RosterError, match=message.replace("(", r"\(")):
         load_roster(path)
     result = CliRunner().invoke(app, ["roster", "check", str(path)])
@@ -40,13 +37,13 @@ def test_mistakes_are_reported_clearly(tmp_path, change, message):
 
 
 def test_a_replaced_unit_head_can_no_longer_act_for_the_unit(tmp_path):
-    from bot.clock import shanghai
     from bot.simulation import Simulation
+    from storage.tz import shanghai
 
     sim = Simulation(f"sqlite:///{tmp_path}/r.db", shanghai(2026, 11, 23, 9, 30))
     sim.say("u_xianzhang", "交办 县住建局 燃气管道隐患排查", group="cid_leaders")
     path = tmp_path / "roster.yaml"
-    path.write_text(EXAMPLE.read_text(encoding="utf-8").replace(
+    path.write_text(ROSTER.read_text(encoding="utf-8").replace(
         "head: {id: u_zhujian, name: 王建华, title: 局长}", "head: {id: u_zhujian2, name: 张新, title: 局长}"),
         encoding="utf-8")
     sim.bot.load_roster(path)

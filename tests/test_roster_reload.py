@@ -12,13 +12,13 @@ from pathlib import Path
 
 from sqlmodel import Session, func, select
 
-from bot.clock import shanghai as sh
 from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.settings import DingTalkSettings
-from bot.outbox import OutgoingMessage
 from bot.roster_sync import sync_roster
 from bot.simulation import ROSTER, Simulation
+from bot.transport import OutgoingMessage
 from storage.models import Notice, NoticeKind, NoticeStatus, Outbox, ScoreEvent, Task, Unit
+from storage.tz import shanghai as sh
 from tests.emulator import Department, Emulator, OrgUser
 
 LEADER, OFFICE, OFFICE2 = "u_xianzhang", "u_ducha1", "u_ducha2"

@@ -26,7 +26,6 @@ from hypothesis.stateful import (
 )
 from sqlmodel import Session, select
 
-from bot.clock import shanghai as sh
 from bot.simulation import Simulation
 from reminders.engine import notice_state, task_state
 from storage.models import (
@@ -47,6 +46,7 @@ from storage.models import (
     TaskStatus,
     Unit,
 )
+from storage.tz import shanghai as sh
 
 START = sh(2026, 11, 23, 9, 30)  # a Monday
 LEADER = "u_xianzhang"  # 县长: assigns, and outranks every approver and signer

@@ -20,7 +20,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from bot.clock import FakeClock, shanghai
+from bot.clock import FakeClock
 from bot.dingtalk.inbound import InboundHandler
 from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.settings import CREDENTIALS_REJECTED, DingTalkSettings
@@ -28,6 +28,7 @@ from bot.dingtalk.stream import StreamClient
 from bot.run import RunSettings, Service
 from bot.settings import Settings
 from bot.simulation import ROSTER
+from storage.tz import shanghai
 from tests.emulator import Emulator, Fault
 
 START = shanghai(2026, 11, 23, 9, 30)

@@ -21,11 +21,11 @@ from pathlib import Path
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
-from bot.channel import Reply
-from bot.clock import SHANGHAI
-from bot.outbox import enqueue
+from message_templates.reply import Reply
 from storage.db import create_schema, make_engine, transaction
 from storage.models import Outbox, OutboxStatus
+from storage.outbox import enqueue
+from storage.tz import SHANGHAI
 from tests import crash_runner
 from tests.emulator import Emulator
 

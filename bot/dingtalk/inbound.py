@@ -12,11 +12,13 @@ import dingtalk_stream
 from dingtalk_stream import AckMessage, CallbackMessage, ChatbotMessage
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from bot.channel import Incoming, Reply
-from bot.clock import Clock, to_shanghai
+from bot.clock import Clock
 from bot.dingtalk.markdown import compose
 from bot.dingtalk.openapi import OpenApiClient
-from bot.outbox import SendError
+from bot.transport import SendError
+from handlers.incoming import Incoming
+from message_templates.reply import Reply
+from storage.tz import to_shanghai
 
 log = logging.getLogger(__name__)
 

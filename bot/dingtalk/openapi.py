@@ -1,6 +1,6 @@
 """DingTalk's HTTP APIs: token, robot messages, session-webhook replies, media, the org chart.
 
-Every failure becomes a bot.outbox.SendError: transient (worth retrying later: 5xx, 429,
+Every failure becomes a bot.transport.SendError: transient (worth retrying later: 5xx, 429,
 throttling error codes, timeouts, dropped connections) or permanent (anything else); a timeout or
 a connection lost after the request went out is also `maybe_delivered` (the outcome is unknown). Retrying is
 the outbox's job, not this client's; the one retry here is after refreshing a rejected token.
@@ -23,7 +23,7 @@ from typing import Any, Literal
 import httpx
 
 from bot.dingtalk.settings import DingTalkSettings
-from bot.outbox import SendError
+from bot.transport import SendError
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""bot.outbox.Transport over DingTalk's robot APIs: users by oToMessages/batchSend (up to 20 at a
+"""bot.transport.Transport over DingTalk's robot APIs: users by oToMessages/batchSend (up to 20 at a
 time), groups by groupMessages/send. Neither API takes an @ list: @-mentions in a group go through
 the session-webhook reply to the message that caused them (bot.dingtalk.inbound)."""
 
@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from bot.dingtalk.markdown import compose
 from bot.dingtalk.openapi import MAX_BATCH_USERS, OpenApiClient
-from bot.outbox import OutgoingMessage, SendError
+from bot.transport import OutgoingMessage, SendError
 
 
 class DingTalkTransport:

@@ -17,10 +17,10 @@ import yaml
 from _pytest.mark import ParameterSet
 from sqlmodel import Session, select
 
-from bot.channel import Incoming, Reply
-from bot.clock import shanghai as sh
 from bot.simulation import ROSTER, Simulation
+from handlers.incoming import Incoming
 from handlers.queries import suggest
+from message_templates.reply import Reply
 from storage.models import (
     ExtensionRequest,
     ExtensionStatus,
@@ -31,6 +31,7 @@ from storage.models import (
     TaskStatus,
     Unit,
 )
+from storage.tz import shanghai as sh
 from tests.handlers.test_tasks import dump
 
 LEADER, DEPUTY, VICE, DIRECTOR, OFFICE = "u_xianzhang", "u_changwu", "u_fuxianzhang", "u_zhuren", "u_ducha1"

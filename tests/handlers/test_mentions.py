@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from bot.channel import Incoming, Reply
+from handlers.incoming import Incoming
+from message_templates.reply import Reply
 from storage.models import Outbox, Task, Unit
 from tests.handlers.test_tasks import dump
 

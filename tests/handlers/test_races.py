@@ -13,8 +13,8 @@ from pathlib import Path
 
 from sqlmodel import Session, func, select
 
-from bot.channel import Incoming, Reply
-from bot.clock import shanghai as sh
+from handlers.incoming import Incoming
+from message_templates.reply import Reply
 from storage.models import (
     ExtensionRequest,
     ExtensionStatus,
@@ -26,6 +26,7 @@ from storage.models import (
     Task,
     TaskStatus,
 )
+from storage.tz import shanghai as sh
 
 LEADER, DEPUTY, DIRECTOR, OFFICE = "u_xianzhang", "u_changwu", "u_zhuren", "u_ducha1"
 HEAD, LIAISON = "u_zhujian", "u_zhujian_ll"

@@ -13,14 +13,14 @@ from pathlib import Path
 import pytest
 
 from bot.app import Bot
-from bot.channel import Incoming
 from bot.clock import FakeClock
-from bot.clock import shanghai as sh
 from bot.settings import Settings
 from bot.simulation import Simulation
+from handlers.incoming import Incoming
 from handlers.registry import primary_commands
 from reminders.calendar import WorkCalendar
 from storage.db import make_engine
+from storage.tz import shanghai as sh
 from tests.handlers.test_tasks import dump
 
 PEOPLE = {

@@ -9,7 +9,6 @@ from datetime import timedelta
 import pytest
 from sqlmodel import Session, SQLModel, select
 
-from bot.clock import shanghai as sh
 from storage.models import (
     ExtensionRequest,
     ExtensionStatus,
@@ -21,6 +20,7 @@ from storage.models import (
     Task,
     TaskStatus,
 )
+from storage.tz import shanghai as sh
 
 LEADER, DEPUTY, DIRECTOR, OFFICE = "u_xianzhang", "u_changwu", "u_zhuren", "u_ducha1"
 HEAD, LIAISON, OTHER_HEAD = "u_zhujian", "u_zhujian_ll", "u_yingji"
@@ -158,7 +158,7 @@ def test_cancel_stops_everything(sim):
 
 
 def test_a_redelivered_message_is_processed_once(sim):
-    from bot.channel import Incoming
+    from handlers.incoming import Incoming
 
     message = Incoming(msg_id="dup-1", sender_id=LEADER, text="交办 县住建局 燃气管道隐患排查",
                        conversation_id="cid_leaders", is_group=True)
@@ -256,7 +256,7 @@ def test_outbox_rows_are_written_with_the_change(sim):
 
 
 def test_a_redelivered_ledger_export_is_sent_once(sim):
-    from bot.channel import Incoming
+    from handlers.incoming import Incoming
 
     assign(sim)
     message = Incoming(msg_id="export-1", sender_id=OFFICE, text="台账 导出")

@@ -14,7 +14,7 @@ from functools import cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
-from bot.channel import Action, Reply
+from message_templates.reply import Action, Reply
 
 WEEKDAYS = "一二三四五六日"
 
@@ -49,10 +49,15 @@ def user_text(value: object, limit: int = MAX_USER_TEXT) -> str:
     return text.replace("://", "：//")
 
 
+def weekday(value: date) -> str:
+    """周一 … 周日: the one weekday formatter (messages, deadlines, the console's time stamp)."""
+    return f"周{WEEKDAYS[value.weekday()]}"
+
+
 def md_date(value: datetime | date | None, with_time: bool = True) -> str:
     if value is None:
         return "—"
-    text = f"{value.month}月{value.day}日（周{WEEKDAYS[value.weekday()]}）"
+    text = f"{value.month}月{value.day}日（{weekday(value)}）"
     if with_time and isinstance(value, datetime):
         text += f"{value:%H:%M}"
     return text

@@ -6,7 +6,7 @@ Replies back where the message came from. It never decides anything.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 
 
@@ -22,20 +22,3 @@ class Incoming:
     at_names: tuple[str, ...] = ()  # their display names as written after "@", when known
     session_webhook: str = ""
     received_at: datetime | None = None
-
-
-@dataclass(frozen=True)
-class Action:
-    """A one-tap link under a message: the client sends `command` to the bot as if typed."""
-
-    label: str
-    command: str
-
-
-@dataclass(frozen=True)
-class Reply:
-    title: str
-    text: str  # DingTalk markdown
-    at_user_ids: tuple[str, ...] = ()
-    actions: tuple[Action, ...] = field(default=())
-    file_path: str | None = None  # a file to send along (the Excel 台账)
