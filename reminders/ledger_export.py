@@ -20,6 +20,7 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
+from message_templates.render import STATUS_NAMES
 from reminders.ledger import ledger_rows, unit_scores
 from reminders.reports import competition_ranks
 from storage.models import (
@@ -38,8 +39,6 @@ from storage.tz import to_shanghai
 
 COLOUR_WORDS = {NoticeKind.BLUE: "蓝色", NoticeKind.YELLOW: "黄色", NoticeKind.RED: "红色"}
 COLOUR_FILLS = {NoticeKind.BLUE: "FFBDD7EE", NoticeKind.YELLOW: "FFFFE699", NoticeKind.RED: "FFFF9C9C"}
-STATUS_WORDS = {"assigned": "待签收", "in_progress": "办理中", "reported_done": "待销号", "closed": "已销号",
-                "cancelled": "已撤销"}
 TASK_COLUMNS = (("编号", 15), ("事项", 42), ("责任单位", 16), ("状态", 9), ("督办颜色", 10), ("期限", 17),
                 ("逾期天数", 10), ("最新进展", 42), ("已发督办单", 16), ("扣分", 8))
 UNIT_COLUMNS = (("排名", 7), ("单位", 18), ("蓝色督办单", 12), ("黄色督办单", 12), ("红色督办单", 12), ("扣分合计", 10))
@@ -94,7 +93,7 @@ def write_ledger(session: Session, now: datetime, out_path: Path) -> Path:
         task = row["task"]
         counts = urged[task.id]
         values = (
-            task.code, task.title, row["unit"].name, STATUS_WORDS[task.status], COLOUR_WORDS.get(row["colour"], "未督办"),
+            task.code, task.title, row["unit"].name, STATUS_NAMES[task.status], COLOUR_WORDS.get(row["colour"], "未督办"),
             _local(task.deadline), row["overdue"] if task.status in OPEN_STATUSES else _late_by(task),
             _last_progress(row["last"]),
             " ".join(f"{COLOUR_WORDS[k][0]}{n}" for k, n in counts.items() if n), points[task.id],

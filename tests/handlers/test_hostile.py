@@ -16,7 +16,7 @@ from handlers.incoming import Incoming
 from message_templates.render import user_text
 from storage.models import Outbox, ProgressReport, Task
 from storage.tz import shanghai as sh
-from tests.handlers.test_tasks import dump
+from tests.helpers import dump
 
 EXAMPLES = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FRAGMENTS = [

@@ -21,7 +21,7 @@ from handlers.registry import primary_commands
 from reminders.calendar import WorkCalendar
 from storage.db import make_engine
 from storage.tz import shanghai as sh
-from tests.handlers.test_tasks import dump
+from tests.helpers import dump
 
 PEOPLE = {
     "county_head": "u_xianzhang", "executive_deputy": "u_changwu", "deputy": "u_fuxianzhang",

@@ -7,7 +7,7 @@ import asyncio
 from datetime import timedelta
 
 import pytest
-from sqlmodel import Session, SQLModel, select
+from sqlmodel import Session, select
 
 from storage.models import (
     ExtensionRequest,
@@ -21,30 +21,7 @@ from storage.models import (
     TaskStatus,
 )
 from storage.tz import shanghai as sh
-
-LEADER, DEPUTY, DIRECTOR, OFFICE = "u_xianzhang", "u_changwu", "u_zhuren", "u_ducha1"
-HEAD, LIAISON, OTHER_HEAD = "u_zhujian", "u_zhujian_ll", "u_yingji"
-
-
-def dump(engine) -> dict[str, list[tuple]]:
-    """Every row of every table, in a comparable form."""
-    out = {}
-    with engine.connect() as conn:
-        for table in SQLModel.metadata.sorted_tables:
-            rows = conn.execute(table.select()).fetchall()
-            out[table.name] = sorted(tuple(map(repr, r)) for r in rows)
-    return out
-
-
-def task(sim, code: str = "DB-2026-0001") -> Task:
-    with Session(sim.engine) as s:
-        return s.exec(select(Task).where(Task.code == code)).one()
-
-
-def assign(sim, text: str = "交办 县住建局 燃气管道隐患排查 截止12月10日") -> str:
-    reply = sim.say(LEADER, text, group="cid_leaders")[0]
-    assert reply.title.startswith("已交办"), reply.text
-    return reply.title.split()[-1]
+from tests.helpers import DEPUTY, DIRECTOR, HEAD, LEADER, LIAISON, OFFICE, OTHER_HEAD, assign, dump, task
 
 
 def test_assign_by_mention_notifies_the_head_and_at_mentions_them(sim):

@@ -28,10 +28,9 @@ from bot.dingtalk.stream import StreamClient
 from bot.run import RunSettings, Service
 from bot.settings import Settings
 from bot.simulation import ROSTER
-from storage.tz import shanghai
 from tests.emulator import Emulator, Fault
+from tests.helpers import START
 
-START = shanghai(2026, 11, 23, 9, 30)
 OPEN = "/v1.0/gateway/connections/open"
 FAST = {"reconnect_min_seconds": 0.01, "reconnect_max_seconds": 0.05, "timeout_seconds": 2.0}
 
@@ -138,7 +137,7 @@ from pathlib import Path
 assert "websockets.exceptions" not in sys.modules, "imported before the service: this check proves nothing"
 from bot.run import configure_logging
 from tests.emulator import Emulator
-from tests.test_stream_failures import late_dingtalk_scenario
+from tests.bot.test_stream_failures import late_dingtalk_scenario
 
 async def main():
     emulator = Emulator()
@@ -157,7 +156,7 @@ print("recovered")
 
 def test_the_first_failure_needs_no_lazily_imported_module(tmp_path: Path) -> None:
     """In a fresh interpreter (under pytest something else may have loaded websockets.exceptions)."""
-    repo = str(Path(__file__).resolve().parent.parent)
+    repo = str(Path(__file__).resolve().parents[2])
     env = os.environ | {"PYTHONPATH": os.pathsep.join(filter(None, [repo, os.environ.get("PYTHONPATH")]))}
     done = subprocess.run([sys.executable, "-c", LAZY_IMPORT_CHECK], capture_output=True, text=True, timeout=60,
                           cwd=tmp_path, env=env)

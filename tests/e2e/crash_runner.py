@@ -1,5 +1,5 @@
-"""The bot as a process of its own, for the tests that kill it (tests/test_crash.py) or run two of it
-(tests/test_two_instances.py) against the DingTalk emulator.
+"""The bot as a process of its own, for the tests that kill it (tests/e2e/test_crash.py) or run two of it
+(tests/e2e/test_two_instances.py) against the DingTalk emulator.
 
 Children are forked from a multiprocessing fork server that imported the bot once: a restart then
 costs milliseconds instead of the two seconds of imports, so twenty kills fit in the time budget.

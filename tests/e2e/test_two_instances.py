@@ -1,4 +1,4 @@
-"""Two instances on one PostgreSQL: two sender processes (tests/crash_runner.py: the outbox sender as
+"""Two instances on one PostgreSQL: two sender processes (tests/e2e/crash_runner.py: the outbox sender as
 `duban run` wires it) deliver 10,000 outbox rows to the DingTalk emulator at the same time, each
 claiming with FOR UPDATE SKIP LOCKED under its own lease. Every row arrives exactly once, and each
 recipient's rows in order.
@@ -26,7 +26,7 @@ from storage.db import create_schema, make_engine, transaction
 from storage.models import Outbox, OutboxStatus
 from storage.outbox import enqueue
 from storage.tz import SHANGHAI
-from tests import crash_runner
+from tests.e2e import crash_runner
 from tests.emulator import Emulator
 
 ROWS = 10_000

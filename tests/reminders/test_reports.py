@@ -5,7 +5,7 @@ One deterministic year (fixed random seed) is played through the real bot: äº¤åŠ
 task falls due, and reminders.reports.issue_due at 09:00 every day, as the scheduler calls it. The
 database is built once per test session; tests that change it work on a copy.
 
-Golden files: tests/golden/*.md hold the expected text. A mismatch fails with a unified diff and
+Golden files: tests/reminders/golden/*.md hold the expected text. A mismatch fails with a unified diff and
 writes the actual text next to the test's tmp dir; after checking the change by eye, copy it over.
 """
 
@@ -60,7 +60,7 @@ from storage.tz import SHANGHAI, shanghai
 HERE = Path(__file__).parent
 ROSTER = HERE / "fixtures" / "roster12.yaml"
 GOLDEN = HERE / "golden"
-TEMPLATES = HERE.parent / "message_templates"
+TEMPLATES = HERE.parents[1] / "message_templates"
 ERROR_TITLES = frozenset(re.search(r'set title = "([^"]+)"', p.read_text(encoding="utf-8"))[1]
                          for p in TEMPLATES.glob("error_*.md.j2"))
 CODE = re.compile(r"DB-\d{4}-\d{4}")
@@ -362,7 +362,7 @@ def assert_golden(name: str, actual: str, tmp_path: Path) -> None:
         return
     (tmp_path / name).write_text(actual + "\n", encoding="utf-8")
     diff = "".join(difflib.unified_diff(expected.splitlines(keepends=True), (actual + "\n").splitlines(keepends=True),
-                                        f"tests/golden/{name}", "actual"))
+                                        f"tests/reminders/golden/{name}", "actual"))
     pytest.fail(f"{name} differs from its golden file (actual text written to {tmp_path / name}):\n{diff}",
                 pytrace=False)
 

@@ -20,8 +20,9 @@ from bot.transport import OutgoingMessage
 from storage.models import Notice, NoticeKind, NoticeStatus, Outbox, ScoreEvent, Task, Unit
 from storage.tz import shanghai as sh
 from tests.emulator import Department, Emulator, OrgUser
+from tests.helpers import LEADER, OFFICE, assign
 
-LEADER, OFFICE, OFFICE2 = "u_xianzhang", "u_ducha1", "u_ducha2"
+OFFICE2 = "u_ducha2"
 OLD_DEPUTY, NEW_DEPUTY = "u_changwu", "u_changwu2"
 DEPUTY_LINE = "{id: u_changwu, name: 吴立新, title: 常务副县长, role: executive_deputy}"
 CHENGGUAN = """  - name: 城关镇
@@ -40,12 +41,6 @@ def roster_file(tmp_path: Path, *replacements: tuple[str, str]) -> Path:
     path = tmp_path / "roster.yaml"
     path.write_text(text, encoding="utf-8")
     return path
-
-
-def assign(sim: Simulation, text: str) -> str:
-    reply = sim.say(LEADER, text, group="cid_leaders")[0]
-    assert reply.title.startswith("已交办"), reply.text
-    return reply.title.split()[-1]
 
 
 def dms(sim: Simulation, user_id: str, since: datetime | None = None) -> list[OutgoingMessage]:

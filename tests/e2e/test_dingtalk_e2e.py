@@ -5,13 +5,9 @@ FakeClock; the only real waiting is the network's."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
-import random
 import re
 import shutil
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import unquote
@@ -19,119 +15,32 @@ from urllib.parse import unquote
 import httpx
 import pytest
 import yaml
-from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot.app import Bot
 from bot.clock import FakeClock
 from bot.dingtalk.inbound import InboundHandler
 from bot.dingtalk.openapi import OpenApiClient
-from bot.dingtalk.settings import DingTalkSettings
 from bot.dingtalk.stream import StreamClient
-from bot.dingtalk.transport import DingTalkTransport
-from bot.outbox import SendPacer, deliver_due
+from bot.outbox import SendPacer
 from bot.roster import load_roster
 from bot.roster_sync import sync_from_settings, sync_roster
-from bot.run import RunSettings, Service, outbox_route
+from bot.run import RunSettings, Service
 from bot.settings import Settings
 from bot.simulation import ROSTER
 from bot.transport import SendError
 from handlers.incoming import Incoming
 from message_templates.reply import Reply
-from reminders.calendar import WorkCalendar
 from storage.db import create_schema, make_engine, transaction
-from storage.models import Outbox, OutboxStatus, Person, Task, TaskStatus, Unit
-from storage.outbox import COUNTERS, enqueue, next_due
+from storage.models import OutboxStatus, Person, TaskStatus, Unit
+from storage.outbox import COUNTERS, enqueue
 from storage.tz import shanghai
 from tests.emulator import Department, Emulator, Fault, OrgUser
+from tests.helpers import START, World, dingtalk_settings, running
 
-START = shanghai(2026, 11, 23, 9, 30)  # a Monday
 BATCH_SEND = "/v1.0/robot/oToMessages/batchSend"
 GROUP_SEND = "/v1.0/robot/groupMessages/send"
 OFFLINE = "http://127.0.0.1:9"  # nothing listens there: connecting is refused
 DTMD_LINK = re.compile(r"\[(?P<label>[^\]]+)\]\(dtmd://dingtalkclient/sendMessage\?content=(?P<content>[^)]+)\)")
-
-
-def dingtalk_settings(emulator: Emulator, **overrides: object) -> DingTalkSettings:
-    values = {"client_id": emulator.client_id, "client_secret": emulator.client_secret,
-              "oapi_endpoint": emulator.url, "timeout_seconds": 0.5} | overrides
-    settings = DingTalkSettings(**values)
-    assert settings.openapi_endpoint == emulator.url  # read from DINGTALK_OPENAPI_ENDPOINT, as in production
-    return settings
-
-
-@dataclass
-class World:
-    emulator: Emulator
-    engine: Engine
-    clock: FakeClock
-    bot: Bot
-    client: OpenApiClient
-    transport: DingTalkTransport
-    stream: StreamClient
-
-    async def say(self, user_id: str, text: str, *, group: str = "", at: tuple[tuple[str, str], ...] = ()) -> dict:
-        """`user_id` sends `text` to the robot (in `group`, or one to one); returns once acked."""
-        frame = self.emulator.robot_message(text, sender=user_id, conversation_id=group, group=bool(group), at=at)
-        await self.push(frame)
-        return frame
-
-    async def push(self, frame: dict) -> None:
-        acks = self.emulator.acked(frame)
-        await self.emulator.push_frame(frame)
-        await self.emulator.wait_for(lambda: self.emulator.acked(frame) > acks)
-
-    async def deliver(self, **kwargs: object) -> int:
-        return await deliver_due(self.engine, self.transport, self.clock.now(), "e2e", **kwargs)  # type: ignore[arg-type]
-
-    async def deliver_all(self, pacer: SendPacer | None = None) -> int:
-        """Deliver, moving the clock to each retry, until the outbox is empty; the rounds it took."""
-        for rounds in range(1, 500):
-            await self.deliver(pacer=pacer, rng=random.Random(rounds))
-            nxt = next_due(self.engine)
-            if nxt is None:
-                return rounds
-            self.clock.set(max(nxt, self.clock.now()))
-        raise AssertionError("the outbox never emptied")
-
-    def tasks(self) -> list[Task]:
-        with Session(self.engine) as session:
-            return list(session.exec(select(Task).order_by(Task.id)))
-
-    def outbox(self) -> list[Outbox]:
-        with Session(self.engine) as session:
-            return list(session.exec(select(Outbox).order_by(Outbox.id)))
-
-
-@contextlib.asynccontextmanager
-async def running(dingtalk: Emulator, tmp_path: Path, *, outbox: bool = True) -> AsyncIterator[World]:
-    """The bot wired as `duban run` wires it (without an outbox route for replies, if so told)."""
-    settings = dingtalk_settings(dingtalk)
-    url = f"sqlite:///{tmp_path}/e2e.db"
-    engine = make_engine(url)
-    create_schema(engine)
-    clock = FakeClock(START)
-    bot = Bot(engine, Settings(database_url=url), clock, WorkCalendar())
-    bot.load_roster(ROSTER)
-    client = OpenApiClient(settings)
-    stream = StreamClient(settings, InboundHandler(bot.handle, client, clock, replied=bot.mark_replied,
-                                                   via_outbox=outbox_route(engine, clock) if outbox else None))
-    task = asyncio.create_task(stream.start())
-    await dingtalk.wait_for(lambda: stream.connected)
-    try:
-        yield World(dingtalk, engine, clock, bot, client, DingTalkTransport(client), stream)
-    finally:
-        await stream.stop()
-        await task
-        await stream.aclose()
-        await client.aclose()
-        engine.dispose()
-
-
-@pytest.fixture
-async def world(dingtalk: Emulator, tmp_path: Path) -> AsyncIterator[World]:
-    async with running(dingtalk, tmp_path) as world:
-        yield world
 
 
 async def test_assign_in_a_group_then_acknowledge_by_tapping_the_link(world: World) -> None:

@@ -20,10 +20,8 @@ from bot.simulation import ROSTER
 from message_templates.reply import Reply
 from storage.db import transaction
 from storage.outbox import enqueue
-from storage.tz import shanghai
 from tests.emulator import Emulator
-
-START = shanghai(2026, 11, 23, 9, 30)
+from tests.helpers import START
 
 
 @pytest.fixture

@@ -46,9 +46,8 @@ from storage.models import (
     TaskStatus,
     Unit,
 )
-from storage.tz import shanghai as sh
+from tests.helpers import START
 
-START = sh(2026, 11, 23, 9, 30)  # a Monday
 LEADER = "u_xianzhang"  # 县长: assigns, and outranks every approver and signer
 UNITS = ("县住建局", "县应急局", "县市场监管局", "县教育局", "城关镇", "文星街道")
 POINTS = {NoticeKind.BLUE: -1, NoticeKind.YELLOW: -2, NoticeKind.RED: -5}  # 第九条, written out again here

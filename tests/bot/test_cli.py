@@ -27,9 +27,9 @@ from bot.simulation import ROSTER, Simulation
 from reminders.rules import Rules
 from storage.tz import SHANGHAI, shanghai
 from tests.emulator import Emulator, Fault
+from tests.helpers import START
 
-REPO = Path(__file__).resolve().parent.parent
-START = shanghai(2026, 11, 23, 9, 30)
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

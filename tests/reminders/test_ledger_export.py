@@ -18,9 +18,8 @@ from message_templates.reply import Reply
 from storage.db import transaction
 from storage.models import Outbox, ProgressReport, Task
 from storage.tz import shanghai as sh
-from tests.test_dingtalk_e2e import World, world  # noqa: F401  (the emulator fixture)
+from tests.helpers import HEAD, OFFICE, World
 
-OFFICE, HEAD = "u_ducha1", "u_zhujian"
 CODE = "DB-2026-0001"
 
 
@@ -98,7 +97,7 @@ def test_an_export_file_stays_until_delivered_then_goes(office: Simulation) -> N
 
 
 @pytest.mark.parametrize("group", ["", "cid_leaders"], ids=["one-to-one", "group"])
-async def test_the_file_reaches_the_sender_once(world: World, group: str) -> None:  # noqa: F811
+async def test_the_file_reaches_the_sender_once(world: World, group: str) -> None:
     await world.say(OFFICE, "台账 导出", group=group)
     await world.deliver_all()
     files = [d for d in world.emulator.deliveries if d.msg_key == "sampleFile"]

@@ -1,4 +1,4 @@
-"""kill -9, twenty times. `duban run` (bot.run.Service) runs as a real process (tests/crash_runner.py)
+"""kill -9, twenty times. `duban run` (bot.run.Service) runs as a real process (tests/e2e/crash_runner.py)
 against the DingTalk emulator, on a clock where a real second is half a simulated day, while 1,000
 tasks fall due over a fortnight. It is killed with SIGKILL at random moments and, deliberately, in the two
 windows that matter — after claiming a message but before DingTalk accepted it, and after DingTalk's
@@ -57,8 +57,8 @@ from storage.models import (
 )
 from storage.outbox import enqueue
 from storage.tz import SHANGHAI
-from tests import crash_runner
-from tests.crash_runner import Config, FastClock
+from tests.e2e import crash_runner
+from tests.e2e.crash_runner import Config, FastClock
 from tests.emulator import Delivery, Emulator
 
 TASKS = 1000
