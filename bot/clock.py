@@ -32,4 +32,3 @@ class FakeClock:
     def advance(self, **delta: float) -> datetime:
         self._now += timedelta(**delta)
         return self._now
-

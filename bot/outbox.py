@@ -1,4 +1,5 @@
-"""Reliable delivery of what the handlers and the engine wrote to the outbox.
+"""Reliable delivery of what the handlers and the engine wrote to the outbox: folding, batching,
+pacing, retry and the sender loop. The rows' state (enqueue, claim, mark) is storage/outbox.py's.
 
 A row is written in the same transaction as the change that caused it, so nothing is lost.
 Delivery claims rows under a lease (row locks with SKIP LOCKED on PostgreSQL; SQLite serialises
@@ -9,7 +10,7 @@ duplicate our guarantee admits (DingTalk's send APIs take no idempotency key).
 The lease is only for the dead. A live worker whose mark fails after DingTalk's 200 (the database
 locked, a dropped connection) retries the mark — never the send — until it lands, and renews its
 lease on the rows it holds meanwhile, so no other worker takes them over. Two more ways a message
-may arrive twice are counted in `COUNTERS` and logged with "possible duplicate": a send whose
+may arrive twice are counted in `storage.outbox.COUNTERS` and logged with "possible duplicate": a send whose
 answer never came (a read timeout, a connection dropped after the request went out), which is
 retried because an unknown outcome must not lose a notice; and a row taken over after a lease ran
 out.
