@@ -154,8 +154,8 @@ class RuleRow:
 def rules_table(rules: object) -> list[RuleRow]:
     """The rules in force (a `Rules`): each with its value and where it comes from — the profile's
     document and article, or the operator's setting when one overrides it."""
-    profile = RuleProfile(getattr(rules, "profile"))
-    chosen = getattr(rules, "model_fields_set")
+    profile = RuleProfile(rules.profile)
+    chosen = rules.model_fields_set
     rows = []
     for name, rule in profile_rules(profile).items():
         value = getattr(rules, name)
