@@ -48,6 +48,7 @@ from storage.models import (
     NoticeStatus,
     Outbox,
     OutboxStatus,
+    Person,
     ProgressReport,
     ScoreEvent,
     Task,
@@ -469,11 +470,53 @@ def test_year_end_scores_follow_article_nine(year: SimulatedYear, name: str) -> 
     assert (f"优岗比例+{quota}%" in line) if quota else ("优岗比例" not in line)
 
 
-def test_stars_are_the_top_ten_by_final_score(year: SimulatedYear) -> None:
+def test_stars_are_heads_of_units_in_good_standing_by_hand(year: SimulatedYear) -> None:
+    """十大效能之星 from the raw notice list: people (unit heads), never a unit with a red, a 第十条
+    consequence or a score of zero or less; by final score, then on-time rate."""
+    rules = year.settings.rules
+    points = {NoticeKind.BLUE: -1, NoticeKind.YELLOW: -2, NoticeKind.RED: -5}
     with Session(year.engine) as session:
-        report = reports.build_annual(session, 2026, END, year.settings.rules)
-    finals = sorted((r.final for r in report.units if r.tasks), reverse=True)
-    assert [r.final for r in report.stars] == [f for f in finals if f >= finals[9]]  # a tie at 10th gets in
+        units = {u.id: u for u in session.exec(select(Unit))}
+        score, reds, yellows = defaultdict(int), defaultdict(int), defaultdict(int)
+        reds_on_task: dict[int, int] = defaultdict(int)
+        for notice, task in issued_colours(session):
+            unit = task.lead_unit_id
+            score[unit] += points[notice.kind]
+            reds[unit] += notice.kind is NoticeKind.RED
+            yellows[unit] += notice.kind is NoticeKind.YELLOW
+            reds_on_task[task.id] += notice.kind is NoticeKind.RED
+        tasks, on_time = defaultdict(int), defaultdict(int)
+        for task in session.exec(select(Task).where(Task.status != TaskStatus.CANCELLED)):
+            tasks[task.lead_unit_id] += 1
+            on_time[task.lead_unit_id] += task.closed_at is not None and task.closed_at <= task.deadline
+        criticised = {task.lead_unit_id for task in session.exec(select(Task)) if reds_on_task[task.id] >= 2}
+        criticised |= {unit for unit, n in reds.items() if n >= 2}
+        heads = {u.id: session.get(Person, u.head_user_id).name for u in units.values()}
+        report = reports.build_annual(session, 2026, END, rules)
+
+    def final(unit: int) -> int:
+        bonus = 0
+        if tasks[unit] >= 5:
+            bonus += (10 if not yellows[unit] else 0) + (5 if not reds[unit] else 0)
+        if tasks[unit] >= 20:
+            bonus += (20 if not yellows[unit] else 0) + (10 if not reds[unit] else 0)
+        return score[unit] + bonus
+
+    good = [u for u in units if tasks[u] and final(u) > 0 and not reds[u] and u not in criticised]
+    good.sort(key=lambda u: (-final(u), -on_time[u] / tasks[u], u))
+    expected = [(heads[u], units[u].name, final(u)) for u in good][:10]
+    assert [(s.head.name, s.unit.name, s.row.final) for s in report.stars] == expected
+    # the cases by name: the year holds each of them
+    by_name = {u.name: u.id for u in units.values()}
+    starred = {s.unit.name for s in report.stars}
+    assert by_name["县教育局"] in criticised and "县教育局" not in starred  # 2 reds, criticised, -20
+    assert reds[by_name["县自然资源局"]] == 1 and "县自然资源局" not in starred  # one red is enough to be out
+    assert final(by_name["河西乡"]) < 0 and "河西乡" not in starred
+    assert report.stars[0].unit.name == "县住建局" and report.stars[0].head.name == heads[by_name["县住建局"]]
+    assert 0 < len(report.stars) < 10  # fewer than ten qualify: no filling up with units in bad standing
+    # equal scores: the better on-time rate first
+    tied = [s for s in report.stars if s.row.final == 13]
+    assert len(tied) == 2 and tied[0].rate > tied[1].rate
 
 
 # ---- 第十条 and 措施10, by hand --------------------------------------------------------------------------
