@@ -18,7 +18,7 @@ from bot.clock import Clock
 from bot.render import render
 from bot.roster import RosterChange, apply_roster, load_roster
 from bot.settings import Settings
-from handlers import extensions, queries, reassign, reports, signing, tasks  # noqa: F401  (they register their commands)
+from handlers import duties, extensions, queries, reassign, reports, signing, tasks  # noqa: F401  (they register their commands)
 from handlers.parsing import clean_incoming
 from handlers.queries import suggest
 from handlers.registry import Context, Services, UserError, may_use, split_command
