@@ -41,6 +41,7 @@ from bot.outbox import SendPacer, deliver_due, enqueue, run_sender
 from bot.settings import ENV_FILE, Settings
 from reminders.calendar import WorkCalendar
 from reminders.reports import issue_due
+from reminders.reviews import issue_reviews
 from reminders.scheduler import Waker
 from storage.db import create_schema, make_engine, transaction
 from storage.models import Outbox, OutboxStatus
@@ -196,7 +197,9 @@ class Service:
     async def _bulletins(self) -> None:
         def issue() -> int:
             with transaction(self.engine) as session:
-                return len(issue_due(session, self.clock.now(), self.settings, self.bot.calendar))
+                now, calendar = self.clock.now(), self.bot.calendar
+                return len(issue_due(session, now, self.settings, calendar)
+                           + issue_reviews(session, now, self.settings, calendar))
 
         if await asyncio.to_thread(issue):
             self._wake.set()

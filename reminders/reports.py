@@ -375,7 +375,12 @@ class MonthlyBulletin:
 
 def build_monthly(session: Session, at: datetime, rules: Rules) -> MonthlyBulletin:
     """The bulletin for the calendar month before `at`."""
-    period = month_before(at)
+    return build_bulletin(session, month_before(at), rules)
+
+
+def build_bulletin(session: Session, period: Period, rules: Rules) -> MonthlyBulletin:
+    """A bulletin over any period of whole months in one year (a month, a quarter, a half-year):
+    ranking by the year's score to its end, colours, praise and criticism within it."""
     history = History(session, period.end)
     year = period.start.year
     month = history.tallies(period.start)
