@@ -180,3 +180,18 @@ def test_a_task_without_the_monthly_duty_gets_no_monthly_reminder(sim):
     sim.run_until(sh(2027, 1, 10, 18))
     assert not task(sim, code).monthly_report
     assert dms(sim, "📅 每月报送提醒") == []
+
+
+def test_the_history_shows_the_duties_and_help_explains_the_new_commands(sim):
+    code = assign(sim, "交办 县住建局 燃气管道隐患排查 截止12月18日")
+    sim.say(HEAD, f"部署 {code} 成立专班推进")
+    sim.say(HEAD, f"难以执行 {code} 需协调多部门")
+    sim.say(OFFICE, f"暂缓执行 {code} 12月30日 待政策明确")
+    history = sim.say(LEADER, f"查询 {code}")[0].text
+    assert "报送部署：成立专班推进" in history
+    assert "反馈难以执行：需协调多部门，须于2026-11-26 09:30前答复" in history
+    assert "答复难以执行：暂缓执行，新期限2026-12-30 17:30（待政策明确）" in history
+    for word, words in (("部署", "部署 事项编号 落实措施"), ("难以执行", "难以执行 事项编号 理由"),
+                        ("调整要求", "调整要求 事项编号 新期限 新要求")):
+        assert words in sim.say(HEAD, f"帮助 {word}")[0].text
+    assert "部署" in sim.say(HEAD, "帮助")[0].text
