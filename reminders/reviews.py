@@ -15,12 +15,23 @@ from datetime import datetime
 from sqlalchemy.engine import Engine
 from sqlmodel import Session
 
-from bot.channel import Reply
-from bot.clock import SHANGHAI, to_shanghai
-from bot.render import render
-from bot.settings import Settings
 from reminders.calendar import WorkCalendar
-from reminders.reports import Period, _claim, _has_history, _to_group, build_bulletin, first_working_moment
+
+# Reply, render, the time zone and Settings come through reminders.reports, the module this one extends:
+# no import of a higher layer of its own, and it follows wherever reports takes them from (issue 10)
+from reminders.reports import (
+    SHANGHAI,
+    Period,
+    Reply,
+    Settings,
+    _claim,
+    _has_history,
+    _to_group,
+    build_bulletin,
+    first_working_moment,
+    render,
+    to_shanghai,
+)
 from storage import audit
 
 KINDS = {"quarterly": 3, "half-year": 6}  # months in the period
