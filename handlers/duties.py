@@ -91,6 +91,8 @@ def _answer(ctx: Context, args: str, word: str) -> None:
             raise UserError("hard_not_later", code=task.code, deadline=task.deadline, word=word)
         task.deadline, task.cycle, task.cycle_started_at = new.at, task.cycle + 1, ctx.now
         task.deadline_is_estimate = ctx.services.calendar.is_estimate(new.at.date())
+        if task.status is TaskStatus.REPORTED_DONE:  # a new requirement reopens the work, as an extension does
+            task.status = TaskStatus.IN_PROGRESS
         report.new_deadline = new.at
     report.answer, report.answered_by, report.answered_at, report.note = answer, ctx.sender.user_id, ctx.now, note
     ctx.session.add(report)
