@@ -109,19 +109,38 @@ def roster_sync(
 
 @app.command()
 def report(
-    kind: str = typer.Argument(..., help="weekly | monthly | annual"),
+    kind: str = typer.Argument(..., help="weekly | monthly | quarterly | half-year | annual"),
     at: str = typer.Option(None, "--at", help="按哪一天出报告，例如 2026-12-07（默认今天）"),
 ) -> None:
-    """Print the weekly summary, monthly bulletin or year-end report as of any date (sends nothing)."""
+    """Print the weekly summary, monthly bulletin, quarterly or half-year review, or year-end report as
+    of any date (sends nothing)."""
     from reminders.reports import print_report
+    from reminders.reviews import KINDS, print_review
 
     settings, engine, calendar = _local()
     moment = _moment(at)
     try:
-        typer.echo(print_report(kind, moment, engine, settings, calendar))
+        if kind in KINDS:
+            typer.echo(print_review(kind, moment, engine, settings))
+        else:
+            typer.echo(print_report(kind, moment, engine, settings, calendar))
     except ValueError as exc:
-        typer.echo(f"报告种类只能是 weekly、monthly 或 annual：{exc}", err=True)
+        typer.echo(f"报告种类只能是 weekly、monthly、quarterly、half-year 或 annual：{exc}", err=True)
         raise typer.Exit(2) from exc
+
+
+@app.command("rules")
+def rules() -> None:
+    """Print the rule profile in force (DUBAN_RULE_PROFILE): every number, and the article it comes from."""
+    from reminders.profiles import DOCUMENTS, rules_table, show
+
+    settings = _settings()
+    profile = settings.rules.profile
+    typer.echo(f"规则方案：{profile}（{DOCUMENTS[profile].title}）；未写明的沿用湘阴制度，运营设置优先。")
+    typer.echo("| 项目 | 取值 | 出处 |")
+    typer.echo("| --- | --- | --- |")
+    for row in rules_table(settings.rules):
+        typer.echo(f"| {row.label} | {show(row.value)} | {row.source} |")
 
 
 @export_app.command("ledger")

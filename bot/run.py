@@ -42,6 +42,7 @@ from handlers.incoming import Incoming
 from message_templates.reply import Reply
 from reminders.calendar import WorkCalendar
 from reminders.reports import issue_due
+from reminders.reviews import issue_reviews
 from reminders.rules import ENV_FILE
 from reminders.scheduler import Waker
 from storage.db import create_schema, make_engine, transaction
@@ -200,7 +201,9 @@ class Service:
     async def _bulletins(self) -> None:
         def issue() -> int:
             with transaction(self.engine) as session:
-                return len(issue_due(session, self.clock.now(), self.settings, self.bot.calendar))
+                now, calendar = self.clock.now(), self.bot.calendar
+                return len(issue_due(session, now, self.settings, calendar)
+                           + issue_reviews(session, now, self.settings, calendar))
 
         if await asyncio.to_thread(issue):
             self._wake.set()

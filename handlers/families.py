@@ -8,10 +8,10 @@ and that must not load every handler (and the database) with it.
 
 from __future__ import annotations
 
-from handlers import extensions, queries, reassign, reports, signing, tasks
+from handlers import duties, extensions, queries, reassign, reports, signing, tasks
 from handlers.registry import COMMANDS
 
-FAMILIES = (tasks, reassign, extensions, queries, reports, signing)
+FAMILIES = (tasks, duties, reassign, extensions, queries, reports, signing)
 
 _RANK = {family.__name__: rank for rank, family in enumerate(FAMILIES)}
 # a stable sort: within a family, the order its module declares its commands

@@ -15,6 +15,7 @@ from storage import audit, queries
 from storage.models import (
     COLOURS,
     OPEN_STATUSES,
+    HardReport,
     Notice,
     NoticeKind,
     NoticeStatus,
@@ -30,6 +31,7 @@ from storage.tz import SHANGHAI
 LETTER = {
     NoticeKind.ACK_REMINDER: "A", NoticeKind.COURTESY: "C", NoticeKind.REPORT_REMINDER: "P",
     NoticeKind.BLUE: "B", NoticeKind.YELLOW: "Y", NoticeKind.RED: "R", NoticeKind.SIGN_REMINDER: "S",
+    NoticeKind.DEPLOY_REMINDER: "D", NoticeKind.MONTH_REMINDER: "M", NoticeKind.HARD_REMINDER: "H",
 }
 SIGNER_ROLE = {NoticeKind.YELLOW: Role.EXECUTIVE_DEPUTY, NoticeKind.RED: Role.COUNTY_HEAD}
 
@@ -140,6 +142,16 @@ def _deliver(session: Session, task: Task, notice: Notice, unit: Unit, now: date
         enqueue(session, reply, target="user", recipient=draft.signer_id, deliver_after=at, now=now,
                 task_id=task.id, notice_id=notice.id)
         return
+    if notice.kind is NoticeKind.HARD_REMINDER:  # 难以执行 waits for an answer: the 督查室 and the assigner
+        report = session.exec(select(HardReport).where(HardReport.task_id == task.id, HardReport.answer.is_(None))
+                               .order_by(HardReport.id.desc())).first()
+        reply = render("notice_hard_reminder", actions=hard_actions(task), report=report, **ctx)
+        people = [task.assigner_id, *(p.user_id for p in queries.people_with_role(session, Role.SUPERVISOR))]
+        for user_id in dict.fromkeys(people):
+            if queries.member(session, user_id):
+                enqueue(session, reply, target="user", recipient=user_id, deliver_after=at, now=now,
+                        task_id=task.id, notice_id=notice.id)
+        return
     reply = render(f"notice_{notice.kind}", actions=task_actions(task), **ctx)
     if head:
         enqueue(session, reply, target="user", recipient=head.user_id, deliver_after=at, now=now,
@@ -153,6 +165,12 @@ def _deliver(session: Session, task: Task, notice: Notice, unit: Unit, now: date
     for conversation in dict.fromkeys(g for g in groups if g):
         enqueue(session, render(f"notice_{notice.kind}", **ctx), target="group", recipient=conversation,
                 deliver_after=at, now=now, task_id=task.id, notice_id=notice.id)
+
+
+def hard_actions(task: Task) -> tuple[Action, ...]:
+    """The three answers to a 难以执行 report (湖北 (六))."""
+    return (Action("继续执行", f"继续执行 {task.code} "), Action("暂缓执行", f"暂缓执行 {task.code} "),
+            Action("调整要求", f"调整要求 {task.code} "))
 
 
 def _sign_actions(draft: Notice) -> tuple[Action, ...]:

@@ -19,7 +19,7 @@ LAYERS = ("message_templates", "storage", "reminders", "handlers", "bot")  # low
 RANK = {name: rank for rank, name in enumerate(LAYERS)}
 # what bot/dingtalk may reach, directly or through what it imports: no database, no handlers
 DINGTALK_MAY_REACH = {"bot", "bot.transport", "bot.clock", "handlers", "handlers.incoming",
-                      "message_templates", "message_templates.reply", "reminders", "reminders.rules",
+                      "message_templates", "message_templates.reply", "reminders", "reminders.profiles", "reminders.rules",
                       "storage", "storage.tz"}
 SQL = ("sqlalchemy", "sqlmodel", "psycopg", "alembic")
 

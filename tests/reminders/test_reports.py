@@ -36,10 +36,11 @@ from bot.roster import load_roster
 from bot.settings import Settings
 from handlers.incoming import Incoming
 from message_templates.reply import Reply
-from reminders import reports
+from reminders import reports, reviews
 from reminders.calendar import WorkCalendar
 from reminders.chart import cjk_family
 from reminders.ledger_export import COLOUR_FILLS, export_ledger
+from reminders.rules import Rules
 from storage.db import create_schema, make_engine, transaction
 from storage.models import (
     COLOURS,
@@ -49,6 +50,7 @@ from storage.models import (
     NoticeStatus,
     Outbox,
     OutboxStatus,
+    Person,
     ProgressReport,
     ScoreEvent,
     Task,
@@ -323,6 +325,7 @@ class YearSim:
     def bulletins(self) -> None:
         with transaction(self.engine) as session:
             reports.issue_due(session, self.clock.now(), self.settings, self.calendar)
+            reviews.issue_reviews(session, self.clock.now(), self.settings, self.calendar)
 
     def deliver(self) -> None:
         """Stands in for the DingTalk transport: everything due goes out, except to the liaison who
@@ -436,6 +439,84 @@ def test_monthly_bulletins_wait_for_the_first_working_day(year: SimulatedYear) -
     assert at["2026-09"].date() > date(2026, 10, 7)  # after the National Day holiday
 
 
+# ---- 半年一讲评 and 季讲评 -----------------------------------------------------------------------------
+def test_the_half_year_review_goes_to_the_leaders_once_on_the_first_working_day(year: SimulatedYear,
+                                                                               tmp_path: Path) -> None:
+    """湘阴 实施方案 18 半年一讲评: the default profile sends it; 季讲评 is 华容's, not sent here."""
+    with Session(year.engine) as session:
+        events = session.exec(select(AuditEvent).where(AuditEvent.action.in_(
+            ("bulletin_half_year", "bulletin_quarterly")))).all()
+    assert [(e.action, e.detail["period"], e.at) for e in events] == [
+        ("bulletin_half_year", "2026-H1", shanghai(2026, 7, 1, 9))]
+    rows = sent(year.engine, "2026年上半年督办讲评")
+    assert [(r.recipient, r.created_at) for r in rows] == [("cid_leaders", shanghai(2026, 7, 1, 9))]
+    assert_golden("report_half_year.md", rows[0].text, tmp_path)
+    # asked for later, on the whole year's database, it says what was sent at the time
+    assert reviews.print_review("half-year", shanghai(2026, 7, 1, 9), year.engine, year.settings) == rows[0].text
+
+
+def test_the_quarterly_review_waits_for_the_working_day_after_the_holiday_and_goes_once(
+        copy: tuple[Bot, FakeClock], tmp_path: Path) -> None:
+    """华容 措施九 季讲评, on the same year played under the 华容 profile: Q3 ends 30 September, 1–7
+    October is the National Day holiday, so it goes out on Thursday 8 October at 09:00."""
+    bot, _ = copy
+    settings = bot.settings.model_copy(update={"rules": Rules(profile="huarong")})
+    with transaction(bot.engine) as session:
+        assert reviews.issue_reviews(session, shanghai(2026, 10, 7, 9), settings, bot.calendar) == []
+    with transaction(bot.engine) as session:
+        first = reviews.issue_reviews(session, shanghai(2026, 10, 8, 9), settings, bot.calendar)
+    with transaction(bot.engine) as session:
+        again = reviews.issue_reviews(session, shanghai(2026, 10, 8, 11), settings, bot.calendar)
+    assert [r.title for r in first] == ["2026年第三季度督办讲评"] and again == []
+    rows = sent(bot.engine, "2026年第三季度督办讲评")
+    assert [(r.recipient, r.created_at) for r in rows] == [("cid_leaders", shanghai(2026, 10, 8, 9))]
+    assert_golden("report_quarterly.md", rows[0].text, tmp_path)
+    assert reviews.print_review("quarterly", shanghai(2026, 10, 8, 9), bot.engine, settings) == rows[0].text
+    # the 湘阴 profile has no 季讲评: nothing is sent for the quarter
+    with transaction(bot.engine) as session:
+        assert reviews.issue_reviews(session, shanghai(2027, 1, 4, 9), bot.settings.model_copy(
+            update={"rules": Rules(half_year_review=False)}), bot.calendar) == []
+
+
+def test_a_review_counts_its_period_by_hand(year: SimulatedYear) -> None:
+    """Q2 (April–June) from the raw rows: tasks due in the quarter, those closed by their deadline,
+    and the colour notices issued in it; praised are the units that closed every one on time."""
+    start, end = shanghai(2026, 4, 1, 0), shanghai(2026, 7, 1, 0)
+    with Session(year.engine) as session:
+        due, on_time = defaultdict(int), defaultdict(int)
+        for task in session.exec(select(Task).where(Task.deadline >= start, Task.deadline < end)):
+            if task.status is TaskStatus.CANCELLED and task.closed_at < end:
+                continue
+            due[task.lead_unit_id] += 1
+            on_time[task.lead_unit_id] += (task.status is TaskStatus.CLOSED and task.closed_at < end
+                                           and task.closed_at <= task.deadline)
+        issued = defaultdict(int)
+        for notice, _ in issued_colours(session):
+            issued[notice.kind] += start <= notice.issued_at < end
+        report = reports.build_bulletin(session, reviews.period_before("quarterly", end), year.settings.rules)
+    assert report.period.key == "2026-Q2"
+    assert {r.unit.id: (r.due, r.on_time) for r in report.units if r.due} == {
+        u: (due[u], on_time[u]) for u in due}
+    assert (report.issued.count["blue"], report.issued.count["yellow"], report.issued.count["red"]) == (
+        issued[NoticeKind.BLUE], issued[NoticeKind.YELLOW], issued[NoticeKind.RED])
+    assert [r.unit.id for r in report.praised] == sorted(
+        (u for u in due if on_time[u] == due[u]), key=lambda u: (-due[u], u))
+    assert report.praised, "the quarter has units to praise"
+
+
+def test_review_periods() -> None:
+    keys = {(kind, at): reviews.period_before(kind, at) for kind in reviews.KINDS for at in (
+        shanghai(2026, 1, 5, 9), shanghai(2026, 4, 1, 9), shanghai(2026, 7, 1, 9), shanghai(2026, 12, 31, 9))}
+    assert keys["quarterly", shanghai(2026, 1, 5, 9)].key == "2025-Q4"
+    assert keys["quarterly", shanghai(2026, 4, 1, 9)] == reports.Period(
+        shanghai(2026, 1, 1, 0), shanghai(2026, 4, 1, 0), "2026-Q1")
+    assert keys["quarterly", shanghai(2026, 12, 31, 9)].key == "2026-Q3"
+    assert keys["half-year", shanghai(2026, 1, 5, 9)] == reports.Period(
+        shanghai(2025, 7, 1, 0), shanghai(2026, 1, 1, 0), "2025-H2")
+    assert keys["half-year", shanghai(2026, 7, 1, 9)].key == "2026-H1"
+    assert keys["half-year", shanghai(2026, 4, 1, 9)].key == "2025-H2"
+
+
 # ---- 第九条: final scores, computed by hand from the notices ---------------------------------------------
 @pytest.mark.parametrize("name", ["县住建局", "县应急局", "县文旅局", "河西乡", "县交通运输局"])
 def test_year_end_scores_follow_article_nine(year: SimulatedYear, name: str) -> None:
@@ -471,11 +552,53 @@ def test_year_end_scores_follow_article_nine(year: SimulatedYear, name: str) -> 
     assert (f"优岗比例+{quota}%" in line) if quota else ("优岗比例" not in line)
 
 
-def test_stars_are_the_top_ten_by_final_score(year: SimulatedYear) -> None:
+def test_stars_are_heads_of_units_in_good_standing_by_hand(year: SimulatedYear) -> None:
+    """十大效能之星 from the raw notice list: people (unit heads), never a unit with a red, a 第十条
+    consequence or a score of zero or less; by final score, then on-time rate."""
+    rules = year.settings.rules
+    points = {NoticeKind.BLUE: -1, NoticeKind.YELLOW: -2, NoticeKind.RED: -5}
     with Session(year.engine) as session:
-        report = reports.build_annual(session, 2026, END, year.settings.rules)
-    finals = sorted((r.final for r in report.units if r.tasks), reverse=True)
-    assert [r.final for r in report.stars] == [f for f in finals if f >= finals[9]]  # a tie at 10th gets in
+        units = {u.id: u for u in session.exec(select(Unit))}
+        score, reds, yellows = defaultdict(int), defaultdict(int), defaultdict(int)
+        reds_on_task: dict[int, int] = defaultdict(int)
+        for notice, task in issued_colours(session):
+            unit = task.lead_unit_id
+            score[unit] += points[notice.kind]
+            reds[unit] += notice.kind is NoticeKind.RED
+            yellows[unit] += notice.kind is NoticeKind.YELLOW
+            reds_on_task[task.id] += notice.kind is NoticeKind.RED
+        tasks, on_time = defaultdict(int), defaultdict(int)
+        for task in session.exec(select(Task).where(Task.status != TaskStatus.CANCELLED)):
+            tasks[task.lead_unit_id] += 1
+            on_time[task.lead_unit_id] += task.closed_at is not None and task.closed_at <= task.deadline
+        criticised = {task.lead_unit_id for task in session.exec(select(Task)) if reds_on_task[task.id] >= 2}
+        criticised |= {unit for unit, n in reds.items() if n >= 2}
+        heads = {u.id: session.get(Person, u.head_user_id).name for u in units.values()}
+        report = reports.build_annual(session, 2026, END, rules)
+
+    def final(unit: int) -> int:
+        bonus = 0
+        if tasks[unit] >= 5:
+            bonus += (10 if not yellows[unit] else 0) + (5 if not reds[unit] else 0)
+        if tasks[unit] >= 20:
+            bonus += (20 if not yellows[unit] else 0) + (10 if not reds[unit] else 0)
+        return score[unit] + bonus
+
+    good = [u for u in units if tasks[u] and final(u) > 0 and not reds[u] and u not in criticised]
+    good.sort(key=lambda u: (-final(u), -on_time[u] / tasks[u], u))
+    expected = [(heads[u], units[u].name, final(u)) for u in good][:10]
+    assert [(s.head.name, s.unit.name, s.row.final) for s in report.stars] == expected
+    # the cases by name: the year holds each of them
+    by_name = {u.name: u.id for u in units.values()}
+    starred = {s.unit.name for s in report.stars}
+    assert by_name["县教育局"] in criticised and "县教育局" not in starred  # 2 reds, criticised, -20
+    assert reds[by_name["县自然资源局"]] == 1 and "县自然资源局" not in starred  # one red is enough to be out
+    assert final(by_name["河西乡"]) < 0 and "河西乡" not in starred
+    assert report.stars[0].unit.name == "县住建局" and report.stars[0].head.name == heads[by_name["县住建局"]]
+    assert 0 < len(report.stars) < 10  # fewer than ten qualify: no filling up with units in bad standing
+    # equal scores: the better on-time rate first
+    tied = [s for s in report.stars if s.row.final == 13]
+    assert len(tied) == 2 and tied[0].rate > tied[1].rate
 
 
 # ---- 第十条 and 措施10, by hand --------------------------------------------------------------------------
