@@ -29,15 +29,15 @@ from aiohttp import web
 from sqlalchemy import event
 from sqlmodel import Session, select
 
-from bot.channel import Incoming
-from bot.clock import shanghai
 from bot.dashboard.app import dashboard_app
 from bot.simulation import Simulation
+from handlers.incoming import Incoming
 from reminders.reports import month_before
 from storage import audit
 from storage.dashboard import issue_link
 from storage.db import transaction
 from storage.models import Notice, NoticeStatus, Task, Unit
+from storage.tz import shanghai
 
 START = shanghai(2026, 1, 5, 9, 30)
 PAGES = ("/board/", "/board/?period={month}", "/board/drafts", "/board/unit/{unit}", "/board/task/{code}")

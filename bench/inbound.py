@@ -90,11 +90,11 @@ async def push(emulator: Emulator, frames: list[dict]) -> None:
 
 
 def serve_bot(database_url: str, work: Path) -> None:
-    from bot.channel import Incoming
     from bot.dingtalk.settings import DingTalkSettings
     from bot.run import RunSettings, Service, configure_logging
     from bot.settings import Settings
     from bot.simulation import ROSTER
+    from handlers.incoming import Incoming
     from storage.db import create_schema
 
     async def main() -> None:

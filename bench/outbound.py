@@ -26,14 +26,16 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, func, select
 
-from bot.channel import Reply
-from bot.clock import SHANGHAI, SystemClock
+from bot.clock import SystemClock
 from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.settings import DingTalkSettings
 from bot.dingtalk.transport import DingTalkTransport
-from bot.outbox import SendPacer, enqueue, run_sender
+from bot.outbox import SendPacer, run_sender
+from message_templates.reply import Reply
 from storage.db import create_schema, make_engine, transaction
 from storage.models import Outbox, OutboxStatus
+from storage.outbox import enqueue
+from storage.tz import SHANGHAI
 from tests.emulator import Delivery, Emulator
 
 LIMIT_PER_SECOND = 10

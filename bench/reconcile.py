@@ -32,14 +32,16 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.app import Bot
-from bot.clock import FakeClock, shanghai
-from bot.settings import Rules, Settings
+from bot.clock import FakeClock
+from bot.settings import Settings
 from bot.simulation import ROSTER
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
 from reminders.policy import Policy, TaskState
+from reminders.rules import Rules
 from storage.db import create_schema, make_engine
 from storage.models import Notice, NoticeKind, NoticeStatus, Task, TaskStatus, Unit
+from storage.tz import shanghai
 
 NOW = shanghai(2026, 11, 23, 10, 0)  # a Monday morning
 PG_ADMIN = os.environ.get("DUBAN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

@@ -88,7 +88,7 @@ def child_jobs(tasks: int, per_task: int) -> dict[str, float]:
     from apscheduler.jobstores.memory import MemoryJobStore
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    from bot.clock import SHANGHAI
+    from storage.tz import SHANGHAI
 
     first = datetime.now(SHANGHAI) + timedelta(days=1)
     count = tasks * per_task

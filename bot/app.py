@@ -10,18 +10,20 @@ import asyncio
 import logging
 from pathlib import Path
 
+from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
-from bot.channel import Incoming, Reply
 from bot.clock import Clock
-from bot.render import render
 from bot.roster import RosterChange, apply_roster, load_roster
 from bot.settings import Settings
-from handlers import dashboard, extensions, queries, reassign, reports, signing, tasks  # noqa: F401  (they register their commands)
+from handlers.families import FAMILIES
+from handlers.incoming import Incoming
 from handlers.parsing import clean_incoming
 from handlers.queries import suggest
 from handlers.registry import Context, Services, UserError, may_use, split_command
+from message_templates.render import render
+from message_templates.reply import Action, Reply
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
 from storage import queries as q
@@ -34,6 +36,8 @@ MAX_MESSAGE = 2000  # characters; DingTalk allows more, but no real command is l
 
 
 class Bot:
+    families = FAMILIES  # the command families it answers (handlers/families.py)
+
     def __init__(self, engine: Engine, settings: Settings, clock: Clock, calendar: WorkCalendar) -> None:
         self.engine = engine
         self.settings = settings
@@ -64,9 +68,8 @@ class Bot:
             return [render("error_too_long", limit=MAX_MESSAGE, now=now)]
         try:
             with transaction(self.engine) as session:
-                if incoming.msg_id and session.get(ProcessedMessage, incoming.msg_id):
-                    log.info("msg %s already processed: ignored", incoming.msg_id)
-                    return []
+                if incoming.msg_id and (processed := session.get(ProcessedMessage, incoming.msg_id)):
+                    return _unanswered(processed)
                 sender = q.member(session, incoming.sender_id)  # someone who left the roster is a stranger
                 if not may_use(cmd, sender):
                     raise UserError("stranger" if sender is None else "not_allowed", command=cmd.name,
@@ -74,7 +77,8 @@ class Bot:
                 ctx = Context(session, incoming, sender, now, self.services)
                 cmd.handler(ctx, args)
                 if (cmd.mutates or ctx.sent) and incoming.msg_id:
-                    session.add(ProcessedMessage(msg_id=incoming.msg_id, at=now))
+                    session.add(ProcessedMessage(msg_id=incoming.msg_id, at=now,
+                                                 replies=[_stored(reply) for reply in ctx.replies]))
                     session.flush()
                 return ctx.replies
         except UserError as exc:
@@ -90,6 +94,17 @@ class Bot:
             log.exception("command %r from %s failed", word, incoming.sender_id)
             return [render("error_internal", now=now)]
 
+    async def mark_replied(self, incoming: Incoming) -> None:
+        """The replies to `incoming` went out: a redelivery of it now answers nothing."""
+        def mark() -> None:
+            with transaction(self.engine) as session:
+                session.exec(update(ProcessedMessage).where(
+                    ProcessedMessage.msg_id == incoming.msg_id, ProcessedMessage.replied_at.is_(None),
+                ).values(replied_at=self.clock.now()))
+
+        if incoming.msg_id:
+            await asyncio.to_thread(mark)
+
     def _already_processed(self, msg_id: str) -> bool:
         with transaction(self.engine) as session:
             return session.get(ProcessedMessage, msg_id) is not None
@@ -97,3 +112,19 @@ class Bot:
     def tick(self) -> int:
         """Settle every task due now. Returns how many notices were created."""
         return self.escalation.reconcile(self.engine, self.clock.now())
+
+
+def _unanswered(processed: ProcessedMessage) -> list[Reply]:
+    """A redelivered message: its stored replies if they never went out, else nothing."""
+    if processed.replies is None or processed.replied_at is not None:
+        log.info("msg %s already processed: ignored", processed.msg_id)
+        return []
+    log.warning("msg %s already processed but its reply never went out: answering again", processed.msg_id)
+    return [Reply(title=r["title"], text=r["text"], at_user_ids=tuple(r["at_user_ids"]),
+                  actions=tuple(Action(label, command) for label, command in r["actions"]),
+                  file_path=r["file_path"]) for r in processed.replies]
+
+
+def _stored(reply: Reply) -> dict:
+    return {"title": reply.title, "text": reply.text, "at_user_ids": list(reply.at_user_ids),
+            "actions": [[a.label, a.command] for a in reply.actions], "file_path": reply.file_path}

@@ -91,9 +91,9 @@ def roster_sync(
     import asyncio
 
     from bot.dingtalk.settings import CREDENTIALS_REJECTED
-    from bot.outbox import SendError
     from bot.roster_sync import sync_from_settings
     from bot.run import configure_logging
+    from bot.transport import SendError
 
     settings = _settings()
     _need_roster(settings)
@@ -102,7 +102,7 @@ def roster_sync(
     try:
         asyncio.run(_check_credentials(dingtalk))
     except SendError as exc:
-        _fail(f"连不上钉钉（{exc}），请检查网络后重试" if exc.transient else CREDENTIALS_REJECTED)
+        _fail(CREDENTIALS_REJECTED if exc.credentials or not exc.transient else f"连不上钉钉（{exc}），请检查网络后重试")
     with _plain_errors():
         try:
             diff = asyncio.run(sync_from_settings(settings, yes=yes, root_dept_id=root))
@@ -116,19 +116,38 @@ def roster_sync(
 
 @app.command()
 def report(
-    kind: str = typer.Argument(..., help="weekly | monthly | annual"),
+    kind: str = typer.Argument(..., help="weekly | monthly | quarterly | half-year | annual"),
     at: str = typer.Option(None, "--at", help="按哪一天出报告，例如 2026-12-07（默认今天）"),
 ) -> None:
-    """Print the weekly summary, monthly bulletin or year-end report as of any date (sends nothing)."""
+    """Print the weekly summary, monthly bulletin, quarterly or half-year review, or year-end report as
+    of any date (sends nothing)."""
     from reminders.reports import print_report
+    from reminders.reviews import KINDS, print_review
 
     settings, engine, calendar = _local()
     moment = _moment(at)
     try:
-        typer.echo(print_report(kind, moment, engine, settings, calendar))
+        if kind in KINDS:
+            typer.echo(print_review(kind, moment, engine, settings))
+        else:
+            typer.echo(print_report(kind, moment, engine, settings, calendar))
     except ValueError as exc:
-        typer.echo(f"报告种类只能是 weekly、monthly 或 annual：{exc}", err=True)
+        typer.echo(f"报告种类只能是 weekly、monthly、quarterly、half-year 或 annual：{exc}", err=True)
         raise typer.Exit(2) from exc
+
+
+@app.command("rules")
+def rules() -> None:
+    """Print the rule profile in force (DUBAN_RULE_PROFILE): every number, and the article it comes from."""
+    from reminders.profiles import DOCUMENTS, rules_table, show
+
+    settings = _settings()
+    profile = settings.rules.profile
+    typer.echo(f"规则方案：{profile}（{DOCUMENTS[profile].title}）；未写明的沿用湘阴制度，运营设置优先。")
+    typer.echo("| 项目 | 取值 | 出处 |")
+    typer.echo("| --- | --- | --- |")
+    for row in rules_table(settings.rules):
+        typer.echo(f"| {row.label} | {show(row.value)} | {row.source} |")
 
 
 @export_app.command("ledger")
@@ -235,7 +254,8 @@ def _plain_errors() -> Iterator[None]:
 def _moment(day: str | None):
     from datetime import date, datetime, time
 
-    from bot.clock import SHANGHAI, SystemClock
+    from bot.clock import SystemClock
+    from storage.tz import SHANGHAI
 
     if day is None:
         return SystemClock().now()

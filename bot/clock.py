@@ -4,16 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from typing import Protocol
-from zoneinfo import ZoneInfo
 
-SHANGHAI = ZoneInfo("Asia/Shanghai")
-
-
-def to_shanghai(moment: datetime) -> datetime:
-    """An aware datetime in Asia/Shanghai; a naive one is taken to be UTC (how SQLite returns it)."""
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo("UTC"))
-    return moment.astimezone(SHANGHAI)
+from storage.tz import SHANGHAI, to_shanghai
 
 
 class Clock(Protocol):
@@ -40,7 +32,3 @@ class FakeClock:
     def advance(self, **delta: float) -> datetime:
         self._now += timedelta(**delta)
         return self._now
-
-
-def shanghai(year: int, month: int, day: int, hour: int = 0, minute: int = 0) -> datetime:
-    return datetime(year, month, day, hour, minute, tzinfo=SHANGHAI)

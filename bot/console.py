@@ -14,19 +14,21 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.app import Bot
-from bot.channel import Incoming, Reply
 from bot.clock import Clock
-from bot.outbox import OutgoingMessage, deliver_due
+from bot.outbox import deliver_due
+from bot.transport import OutgoingMessage
+from handlers.incoming import Incoming
+from message_templates.render import weekday
+from message_templates.reply import Reply
 from storage.models import ChatGroup, Person, Unit
 
 COLOURS = {"🔵": "\033[34m", "🟡": "\033[33m", "🔴": "\033[31m"}
 RESET = "\033[0m"
-WEEK = "一二三四五六日"
 
 
 def stamp(clock: Clock) -> str:
     now = clock.now()
-    return f"{now:%m-%d} 周{WEEK[now.weekday()]} {now:%H:%M}"
+    return f"{now:%m-%d} {weekday(now)} {now:%H:%M}"
 
 
 def paint(text: str, colour: bool) -> str:
@@ -39,7 +41,7 @@ def paint(text: str, colour: bool) -> str:
 
 
 class ConsoleTransport:
-    """Implements bot.outbox.Transport by printing; records what it sent for the demo's checks."""
+    """Implements bot.transport.Transport by printing; records what it sent for the demo's checks."""
 
     def __init__(self, engine: Engine, clock: Clock, write: Callable[[str], None] = print,
                  colour: bool = sys.stdout.isatty(), full: Callable[[OutgoingMessage], bool] = lambda m: True):

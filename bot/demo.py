@@ -20,12 +20,12 @@ from datetime import datetime, timedelta
 
 from sqlmodel import Session, select
 
-from bot.channel import Reply
-from bot.clock import shanghai
 from bot.console import ConsoleTransport, paint, show_replies, stamp
-from bot.outbox import OutgoingMessage
 from bot.simulation import Simulation
+from bot.transport import OutgoingMessage
+from message_templates.reply import Reply
 from storage.models import Outbox
+from storage.tz import shanghai
 
 START = shanghai(2026, 11, 23, 9, 30)  # a Monday
 

@@ -1,10 +1,19 @@
-"""Reliable delivery of what the handlers and the engine wrote to the outbox.
+"""Reliable delivery of what the handlers and the engine wrote to the outbox: folding, batching,
+pacing, retry and the sender loop. The rows' state (enqueue, claim, mark) is storage/outbox.py's.
 
 A row is written in the same transaction as the change that caused it, so nothing is lost.
 Delivery claims rows under a lease (row locks with SKIP LOCKED on PostgreSQL; SQLite serialises
 writers), sends, then marks them sent. A process that dies after DingTalk accepted a send and
 before the mark leaves the row claimed; when the lease runs out it is sent again — the one
 duplicate our guarantee admits (DingTalk's send APIs take no idempotency key).
+
+The lease is only for the dead. A live worker whose mark fails after DingTalk's 200 (the database
+locked, a dropped connection) retries the mark — never the send — until it lands, and renews its
+lease on the rows it holds meanwhile, so no other worker takes them over. Two more ways a message
+may arrive twice are counted in `storage.outbox.COUNTERS` and logged with "possible duplicate": a send whose
+answer never came (a read timeout, a connection dropped after the request went out), which is
+retried because an unknown outcome must not lose a notice; and a row taken over after a lease ran
+out.
 
 Order: each recipient (a user, or a group) gets its messages in (deliver_after, id) order. A
 retried row keeps its deliver_after, so it keeps its place; `claimed_until` is the row's "not
@@ -15,76 +24,33 @@ earliest undelivered row is backing off, or claimed by another live worker, gets
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import random
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from typing import Protocol
 
 from aiolimiter import AsyncLimiter
-from sqlalchemy import ColumnElement, or_, update
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
 
-from bot.channel import Action, Reply
 from bot.clock import Clock
-from bot.render import render
-from storage import queries
-from storage.db import is_postgres, transaction
-from storage.models import ChatGroup, Outbox, OutboxStatus, Person, Role, Task
+from bot.transport import DEFAULT_RATE_PER_SECOND, OutgoingMessage, SendError, Transport
+from message_templates.reply import Action
+from storage.models import Outbox
+from storage.outbox import LEASE, claim_due, mark_failed, mark_sent, release, renew_lease
 
 log = logging.getLogger(__name__)
 
-LEASE = timedelta(minutes=5)
-CLAIM_LIMIT = 100  # rows per round; at the default rate a round fits well inside half a lease
 # DingTalk rejects a group message whose msgParam exceeds 15,000 bytes; folding stops well short,
 # leaving room for the title, the action links and JSON escaping.
 MAX_FOLDED_TEXT_BYTES = 12_000
-# DingTalk publishes no rate for app robots; what it does publish is a per-API and per-IP ceiling
-# shared with everyone (errcode 90002), a monthly call quota for small organisations (90020) and,
-# for custom webhook robots, 20 messages a minute per group. So we stay far below any per-API
-# figure (5 calls/s overall: a county's few hundred notices a day never wait long) and borrow the
-# webhook robots' 20/min as a per-group ceiling, the closest published number for a group.
-DEFAULT_RATE_PER_SECOND = 5.0
-GROUP_MESSAGES_PER_MINUTE = 20
-DEAD_LETTER_TEMPLATE = "delivery_dead"
-
-
-@dataclass(frozen=True)
-class OutgoingMessage:
-    """One call on the wire: due rows for one recipient folded together, or — when the transport
-    batches (`max_batch` > 1) — identical content for several users at once."""
-
-    target: str  # "user" or "group"
-    recipients: tuple[str, ...]
-    title: str
-    text: str
-    at_user_ids: tuple[str, ...]
-    actions: tuple[Action, ...]
-    image_path: str | None
-    file_path: str | None
-    outbox_ids: tuple[int, ...]
-
-    @property
-    def recipient(self) -> str:
-        """The recipient of a message that is not batched (every message, for a 1-batch transport)."""
-        return self.recipients[0]
-
-
-class SendError(Exception):
-    def __init__(self, message: str, *, transient: bool, retry_after: float | None = None) -> None:
-        super().__init__(message)
-        self.transient = transient
-        self.retry_after = retry_after
-
-
-class Transport(Protocol):
-    async def send(self, message: OutgoingMessage) -> Mapping[str, SendError] | None:
-        """Deliver, or raise SendError when nothing was delivered. A batch that reached only some
-        recipients returns the others' errors by recipient. A transport with a `max_batch` int
-        attribute above 1 may be given that many user recipients in one message."""
+GROUP_MESSAGES_PER_MINUTE = 20  # borrowed from webhook robots: see DEFAULT_RATE_PER_SECOND
+# After DingTalk's 200, a failed mark is tried again after 0.05 s, doubling up to 5 s: the rows are
+# sent, so there is no reason to wait long, and nothing else goes out of this round meanwhile.
+MARK_RETRY_FIRST_SECONDS = 0.05
+MARK_RETRY_CAP_SECONDS = 5.0
 
 
 @dataclass(frozen=True)
@@ -128,101 +94,6 @@ class SendPacer:
             limiter = self._groups.setdefault(message.recipient, AsyncLimiter(self._group_per_minute, 60))
             await limiter.acquire()
         await self._all.acquire()
-
-
-def enqueue(
-    session: Session,
-    reply: Reply,
-    *,
-    target: str,
-    recipient: str,
-    deliver_after: datetime,
-    now: datetime,
-    task_id: int | None = None,
-    notice_id: int | None = None,
-) -> Outbox:
-    row = Outbox(
-        target=target,
-        recipient=recipient,
-        at_user_ids=list(reply.at_user_ids),
-        title=reply.title,
-        text=reply.text,
-        actions=[[a.label, a.command] for a in reply.actions],
-        file_path=reply.file_path,
-        deliver_after=deliver_after,
-        created_at=now,
-        task_id=task_id,
-        notice_id=notice_id,
-    )
-    session.add(row)
-    return row
-
-
-def claim_due(engine: Engine, now: datetime, worker: str, limit: int = CLAIM_LIMIT) -> list[Outbox]:
-    """Take the rows due now (and rows whose claimer's lease ran out) for this worker, in send
-    order, skipping every recipient whose earlier undelivered row this worker cannot take."""
-    with transaction(engine) as session:
-        query = (
-            select(Outbox)
-            .where(
-                or_(
-                    (Outbox.status == OutboxStatus.PENDING)
-                    & (Outbox.deliver_after <= now)
-                    & (Outbox.claimed_until.is_(None) | (Outbox.claimed_until <= now)),
-                    (Outbox.status == OutboxStatus.SENDING) & (Outbox.claimed_until < now),
-                )
-            )
-            .order_by(Outbox.deliver_after, Outbox.id)
-            .limit(limit)
-        )
-        if is_postgres(engine):
-            query = query.with_for_update(skip_locked=True)
-        candidates = {row.id: row for row in session.exec(query)}
-        if not candidates:
-            return []
-        lanes = {(row.target, row.recipient) for row in candidates.values()}
-        # Every undelivered row of those recipients, in send order. A row another worker holds
-        # (a live lease, or a lock SKIP LOCKED stepped over), or one backing off, blocks the rest.
-        undelivered = session.exec(
-            select(Outbox.id, Outbox.target, Outbox.recipient)
-            .where(Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)))
-            .where(Outbox.recipient.in_({recipient for _, recipient in lanes}))
-            .order_by(Outbox.deliver_after, Outbox.id)
-        )
-        blocked: set[tuple[str, str]] = set()
-        claimed = []
-        for row_id, target, recipient in undelivered:
-            lane = (target, recipient)
-            if lane not in lanes or lane in blocked:
-                continue
-            if row_id in candidates:
-                claimed.append(candidates[row_id])
-            else:
-                blocked.add(lane)
-        for row in claimed:
-            if row.status == OutboxStatus.SENDING:
-                log.warning("outbox row=%s lease of %s expired, sending again", row.id, row.claimed_by)
-            row.status, row.claimed_by, row.claimed_until = OutboxStatus.SENDING, worker, now + LEASE
-            row.attempts += 1
-            session.add(row)
-        return claimed
-
-
-def next_due(engine: Engine) -> datetime | None:
-    """The earliest moment at which some recipient's queue can move: its first undelivered row
-    falling due, its retry time, or the end of another worker's lease. May lie in the past, which
-    means "now". Rows held back behind a retry do not count: only each recipient's first row does."""
-    with Session(engine) as session:
-        undelivered = session.exec(
-            select(Outbox.target, Outbox.recipient, Outbox.deliver_after, Outbox.claimed_until)
-            .where(Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)))
-            .order_by(Outbox.deliver_after, Outbox.id)
-        )
-        first: dict[tuple[str, str], datetime] = {}
-        for target, recipient, deliver_after, claimed_until in undelivered:
-            if (target, recipient) not in first:
-                first[(target, recipient)] = max(deliver_after, claimed_until or deliver_after)
-    return min(first.values(), default=None)
 
 
 def fold(rows: Sequence[Outbox]) -> list[OutgoingMessage]:
@@ -315,6 +186,7 @@ class _Round:
     engine: Engine
     transport: Transport
     now: datetime
+    clock: Callable[[], datetime]  # the time while the round runs (lease renewals)
     worker: str
     pacer: SendPacer | None
     policy: RetryPolicy
@@ -336,15 +208,19 @@ async def deliver_due(
     policy: RetryPolicy | None = None,
     rng: random.Random | None = None,
     concurrency: int = 1,
+    clock: Clock | None = None,
 ) -> int:
-    """Send everything due at `now`; returns how many messages (calls) went out."""
+    """Send everything due at `now`; returns how many messages (calls) went out. `clock` tells the
+    time later in the round (by default: `now` plus the time elapsed since)."""
     # database work runs in threads: a SQLite writer waiting on its lock must not stall the stream
     rows = await asyncio.to_thread(claim_due, engine, now, worker)
     if not rows:
         return 0
     loop = asyncio.get_running_loop()
+    started = loop.time()
     state = _Round(
         engine=engine, transport=transport, now=now, worker=worker, pacer=pacer,
+        clock=clock.now if clock else lambda: now + timedelta(seconds=loop.time() - started),
         policy=policy or RetryPolicy(), rng=rng or random.Random(), slots=asyncio.Semaphore(concurrency),
         # stop starting sends well before the lease ends, so no other worker can take a row we send
         deadline=loop.time() + LEASE.total_seconds() / 2, rows={row.id: row for row in rows},
@@ -363,7 +239,7 @@ async def _send_one(state: _Round, message: OutgoingMessage) -> None:
             # an earlier message to one of these recipients failed in this round (or time is up):
             # hand the rows back untouched, behind the failed one
             state.failed_lanes |= lanes
-            await asyncio.to_thread(_release, state, message.outbox_ids)
+            await asyncio.to_thread(release, state.engine, message.outbox_ids, state.worker)
             return
         if state.pacer:
             await state.pacer.wait(message)
@@ -376,7 +252,7 @@ async def _send_one(state: _Round, message: OutgoingMessage) -> None:
             failures = dict.fromkeys(message.recipients, SendError(repr(exc), transient=True))
         delivered = [i for i in message.outbox_ids if state.rows[i].recipient not in failures]
         if delivered:
-            await asyncio.to_thread(_mark_sent, state, delivered)
+            await _record_sent(state, delivered)
             state.sent += 1
         for recipient, exc in failures.items():
             ids = [i for i in message.outbox_ids if state.rows[i].recipient == recipient]
@@ -384,75 +260,35 @@ async def _send_one(state: _Round, message: OutgoingMessage) -> None:
             await asyncio.to_thread(_mark_failed, state, ids, exc)
 
 
-def _mine(state: _Round, ids: Sequence[int]) -> ColumnElement[bool]:
-    return (Outbox.id.in_(ids)) & (Outbox.status == OutboxStatus.SENDING) & (Outbox.claimed_by == state.worker)
-
-
-def _mark_sent(state: _Round, ids: Sequence[int]) -> None:
-    with transaction(state.engine) as session:
-        result = session.exec(
-            update(Outbox).where(_mine(state, ids))
-            .values(status=OutboxStatus.SENT, sent_at=state.now, claimed_until=None)
-        )
-    if result.rowcount != len(ids):
-        log.error("outbox rows=%s sent after our lease was taken over: possibly sent twice", ids)
-
-
-def _release(state: _Round, ids: Sequence[int]) -> None:
-    with transaction(state.engine) as session:
-        session.exec(
-            update(Outbox).where(_mine(state, ids))
-            .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_until=None,
-                    attempts=Outbox.attempts - 1)
-        )
+async def _record_sent(state: _Round, ids: Sequence[int]) -> None:
+    """DingTalk took them: retry the mark, never the send, until it lands. Between attempts the
+    lease on every row this round holds is renewed, so that no other worker takes them over; a
+    renewal that fails too is no worse (the database is away for everyone) and is tried again."""
+    delay = MARK_RETRY_FIRST_SECONDS
+    for attempt in itertools.count(1):
+        try:
+            await asyncio.to_thread(mark_sent, state.engine, ids, state.worker, state.now)
+            return
+        except Exception as exc:  # locked, connection dropped, server restarting: all pass
+            log.warning("outbox rows=%s delivered but not recorded (attempt %s: %s): recording again, "
+                        "not sending again", ids, attempt, exc)
+        try:
+            await asyncio.to_thread(renew_lease, state.engine, list(state.rows), state.worker,
+                                    state.clock() + LEASE)
+        except Exception as exc:
+            log.warning("outbox lease renewal for rows=%s failed: %s", list(state.rows), exc)
+        await asyncio.sleep(delay * state.rng.uniform(0.5, 1.0))
+        delay = min(delay * 2, MARK_RETRY_CAP_SECONDS)
 
 
 def _mark_failed(state: _Round, ids: Sequence[int], exc: SendError) -> None:
-    with transaction(state.engine) as session:
-        rows = list(session.exec(select(Outbox).where(_mine(state, ids))))
-        dead = []
-        for row in rows:
-            row.last_error = str(exc)[:500]
-            row.claimed_by = None
-            if exc.transient and not state.policy.gives_up(row.attempts, row.deliver_after, state.now):
-                row.status = OutboxStatus.PENDING
-                row.claimed_until = state.now + state.policy.delay(row.attempts, exc.retry_after, state.rng)
-                log.info("outbox row=%s to=%s attempt=%s failed, retry_at=%s error=%s",
-                         row.id, row.recipient, row.attempts, row.claimed_until.isoformat(), exc)
-            else:
-                row.status, row.claimed_until = OutboxStatus.DEAD, None
-                log.error("outbox row=%s to=%s is dead after %s attempts: %s",
-                          row.id, row.recipient, row.attempts, exc)
-                dead.append(row)
-            session.add(row)
-        if dead:
-            _tell_supervisors(session, dead, exc, state.now)
+    def retry_at(row: Outbox) -> datetime | None:
+        if not exc.transient or state.policy.gives_up(row.attempts, row.deliver_after, state.now):
+            return None
+        return state.now + state.policy.delay(row.attempts, exc.retry_after, state.rng)
 
-
-def _tell_supervisors(session: Session, dead: list[Outbox], exc: SendError, now: datetime) -> None:
-    """One message to each 督查室 member naming what died, in the same transaction as the DEAD mark."""
-    supervisors = queries.people_with_role(session, Role.SUPERVISOR)
-    first = dead[0]
-    recipient = session.get(Person, first.recipient) if first.target == "user" else session.exec(
-        select(ChatGroup).where(ChatGroup.conversation_id == first.recipient)).first()
-    if first.target == "user" and isinstance(recipient, Person) and recipient.role == Role.SUPERVISOR \
-            and first.task_id is None:
-        return  # a dead letter about a dead letter would loop: a broken 督查室 id is only logged
-    task = session.get(Task, first.task_id) if first.task_id else None
-    reply = render(
-        DEAD_LETTER_TEMPLATE,
-        target=first.target,
-        recipient_id=first.recipient,
-        recipient_name=recipient.name if recipient else "",
-        message_title=first.title,
-        created_at=first.created_at,
-        attempts=first.attempts,
-        error=str(exc),
-        task_code=task.code if task else "",
-        rows=len(dead),
-    )
-    for person in supervisors:
-        enqueue(session, reply, target="user", recipient=person.user_id, deliver_after=now, now=now)
+    mark_failed(state.engine, ids, state.worker, state.now, str(exc), maybe_delivered=exc.maybe_delivered,
+                retry_at=retry_at)
 
 
 async def run_sender(
@@ -473,7 +309,7 @@ async def run_sender(
     wake = wake or asyncio.Event()
     while not stop.is_set():
         try:
-            sent = await deliver_due(engine, transport, clock.now(), worker, pacer=pacer, policy=policy)
+            sent = await deliver_due(engine, transport, clock.now(), worker, pacer=pacer, policy=policy, clock=clock)
         except Exception:  # the database is away, say: keep the loop, try again shortly
             log.exception("outbox round failed")
             sent = 0

@@ -11,17 +11,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlmodel import Session, select
 
-from bot.clock import SHANGHAI
-from bot.outbox import enqueue
-from bot.render import ROLE_NAMES, render
-from bot.settings import Rules
 from handlers.reassign import hand_over, notify_unit
+from message_templates.render import ROLE_NAMES, render
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
 from reminders.notices import move_drafts
+from reminders.rules import Rules
 from storage import audit, queries
 from storage.dashboard import end_sessions
 from storage.models import OPEN_STATUSES, ChatGroup, Person, Role, Task, Unit
+from storage.outbox import enqueue
+from storage.tz import SHANGHAI
 
 log = logging.getLogger(__name__)
 
@@ -204,7 +204,7 @@ def apply_roster(session: Session, roster: Roster, now: datetime | None = None,
         group.name, group.conversation_id = entry.name, entry.conversation_id
         session.add(group)
     session.flush()
-    for draft, old, new in move_drafts(session, now, esc):
+    for draft, old, new in move_drafts(session, now, esc.policy):
         change.drafts_moved.append(f"{draft.code}：{old.name if old else '（无）'} → {new.name}")
     _tell_the_office(session, left, now)
     if change:

@@ -20,14 +20,15 @@ import yaml
 from pydantic import ValidationError
 from sqlalchemy.engine import Engine
 
-from bot.clock import SHANGHAI
 from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.settings import DingTalkSettings
 from bot.roster import PersonEntry, Roster, RosterChange, RosterError, UnitEntry, apply_roster, load_roster
-from bot.settings import Rules, Settings
+from bot.settings import Settings
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
+from reminders.rules import Rules
 from storage.db import create_schema, make_engine, transaction
+from storage.tz import SHANGHAI
 
 log = logging.getLogger(__name__)
 

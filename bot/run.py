@@ -30,7 +30,6 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.app import Bot
-from bot.channel import Incoming, Reply
 from bot.clock import Clock, SystemClock
 from bot.dashboard.app import add_dashboard
 from bot.dingtalk.inbound import InboundHandler, ViaOutbox
@@ -38,13 +37,18 @@ from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.settings import DingTalkSettings
 from bot.dingtalk.stream import StreamClient
 from bot.dingtalk.transport import DingTalkTransport
-from bot.outbox import SendPacer, deliver_due, enqueue, run_sender
-from bot.settings import ENV_FILE, Settings
+from bot.outbox import SendPacer, deliver_due, run_sender
+from bot.settings import Settings
+from handlers.incoming import Incoming
+from message_templates.reply import Reply
 from reminders.calendar import WorkCalendar
 from reminders.reports import issue_due
+from reminders.reviews import issue_reviews
+from reminders.rules import ENV_FILE
 from reminders.scheduler import Waker
 from storage.db import create_schema, make_engine, transaction
 from storage.models import Outbox, OutboxStatus
+from storage.outbox import COUNTERS, enqueue
 from storage.queries import forget_processed
 
 log = logging.getLogger(__name__)
@@ -163,7 +167,8 @@ class Service:
         self.transport = DingTalkTransport(self.client)
         self._wake = asyncio.Event()
         self.handler = InboundHandler(self._dispatch, self.client, self.clock, robot_name=dingtalk.robot_name,
-                                      via_outbox=outbox_route(self.engine, self.clock, self._wake))
+                                      via_outbox=outbox_route(self.engine, self.clock, self._wake),
+                                      replied=self.bot.mark_replied)
         self.stream = StreamClient(dingtalk, self.handler)
         self.waker = Waker(self.engine, self.bot.tick, after_tick=self._wake_sender)
         self._stop_sending = asyncio.Event()
@@ -197,7 +202,9 @@ class Service:
     async def _bulletins(self) -> None:
         def issue() -> int:
             with transaction(self.engine) as session:
-                return len(issue_due(session, self.clock.now(), self.settings, self.bot.calendar))
+                now, calendar = self.clock.now(), self.bot.calendar
+                return len(issue_due(session, now, self.settings, calendar)
+                           + issue_reviews(session, now, self.settings, calendar))
 
         if await asyncio.to_thread(issue):
             self._wake.set()
@@ -308,6 +315,11 @@ class _Collector:
         oldest = health["oldest_undelivered_seconds"]
         yield GaugeMetricFamily("duban_outbox_oldest_due_seconds", "How long the oldest due message has waited",
                                 value=float(oldest) if isinstance(oldest, float) else 0.0)
+        duplicates = CounterMetricFamily("duban_outbox_possible_duplicates",
+                                         "Outbox rows sent again that may have arrived already", labels=["cause"])
+        duplicates.add_metric(["unknown_outcome"], COUNTERS.unknown_outcome)
+        duplicates.add_metric(["lease_expired"], COUNTERS.lease_expired)
+        yield duplicates
 
 
 async def run(settings: Settings, dingtalk: DingTalkSettings) -> None:

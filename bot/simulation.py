@@ -18,13 +18,16 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.app import Bot
-from bot.channel import Incoming, Reply
 from bot.clock import FakeClock
-from bot.outbox import OutgoingMessage, Transport, deliver_due, next_due
+from bot.outbox import deliver_due
 from bot.settings import Settings
+from bot.transport import OutgoingMessage, Transport
+from handlers.incoming import Incoming
+from message_templates.reply import Reply
 from reminders.calendar import WorkCalendar
 from storage.db import create_schema, make_engine
 from storage.models import Notice, NoticeStatus, Task
+from storage.outbox import next_due
 
 # the example county, shipped as package data so that `duban demo` works from a wheel; in the
 # source tree bot/data/roster.yaml is a link to examples/roster.yaml, the copy people read and edit

@@ -49,9 +49,10 @@ from datetime import date, datetime, time, timedelta
 
 import cn2an
 
-from bot.clock import SHANGHAI, to_shanghai
-from bot.settings import Rules
+from message_templates.render import WEEKDAYS, md_date
 from reminders.calendar import WorkCalendar
+from reminders.rules import Rules
+from storage.tz import SHANGHAI, to_shanghai
 
 
 @dataclass(frozen=True)
@@ -117,7 +118,7 @@ _PARTICLE = re.compile(r"\s*(?:下班之?前|之前|以前|前(?![往后夕])|�
 _FINISH = re.compile(r"\s*(?:完成|办结)(?=[\s\W]*$)")  # only when it ends the text: 「…前完成排查」 keeps it
 _CUTOFF = re.compile(r"截[止至][到至于]?\s*")
 _DEADLINE_START = frozenset("0123456789" + _CN_DIGITS + "本这下今明后大周星礼月年半")
-_WEEKDAYS = {c: i for i, c in enumerate("一二三四五六日")} | {"天": 6} | {str(i + 1): i for i in range(7)}
+_WEEKDAYS = {c: i for i, c in enumerate(WEEKDAYS)} | {"天": 6} | {str(i + 1): i for i in range(7)}
 _DAYWORDS = {"今天": 0, "今日": 0, "今": 0, "明天": 1, "明日": 1, "明": 1, "后天": 2, "大后天": 3}
 _MORNING = frozenset({"上午", "早上", "早晨", "凌晨", "早"})
 _EVENING = frozenset({"下午", "傍晚", "晚上", "夜里", "夜间", "晚"})
@@ -433,4 +434,4 @@ def describe(deadline: datetime, now: datetime) -> str:
     """「12月10日（周四）17:30」, with the year when it is not now's year."""
     at, now = to_shanghai(deadline), to_shanghai(now)
     year = f"{at.year}年" if at.year != now.year else ""
-    return f"{year}{at.month}月{at.day}日（周{'一二三四五六日'[at.weekday()]}）{at:%H:%M}"
+    return f"{year}{md_date(at)}"

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from sqlmodel import select
 
-from bot.channel import Action
 from handlers.deadlines import DeadlineError, parse_deadline
 from handlers.parsing import require_task, split_first
-from handlers.permissions import APPROVER_FOR, colour, require_approver, require_own_unit
+from handlers.permissions import APPROVER_FOR, require_approver, require_own_unit
 from handlers.registry import APPROVERS, UNIT_STAFF, Context, UserError, command
 from handlers.tasks import open_task, require_open, settle
+from message_templates.reply import Action
 from storage import queries
 from storage.models import ExtensionRequest, ExtensionStatus, Task, TaskStatus, Unit
 
@@ -42,7 +42,7 @@ def request_extension(ctx: Context, args: str) -> None:
                                new_deadline=new.at, reason=reason)
     ctx.session.add(request)
     ctx.session.flush()
-    approver = queries.first_with_role(ctx.session, APPROVER_FOR[colour(ctx, task)])
+    approver = queries.first_with_role(ctx.session, APPROVER_FOR[queries.task_colour(ctx.session, task.id)])
     unit = ctx.session.get(Unit, task.lead_unit_id)
     actions = (Action("同意", f"同意延期 {task.code}"), Action("驳回", f"驳回延期 {task.code} "))
     ctx.notify_user(approver.user_id if approver else None, "extension_requested_dm", task_id=task.id,

@@ -8,9 +8,9 @@ from dataclasses import replace
 
 from sqlmodel import Session, select
 
-from bot.channel import Incoming
-from bot.render import drop_invisible
+from handlers.incoming import Incoming
 from handlers.registry import UserError
+from message_templates.render import drop_invisible
 from storage import queries
 from storage.models import Notice, Task, Unit
 

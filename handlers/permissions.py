@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from sqlmodel import select
-
 from handlers.registry import Context, UserError
-from storage.models import COLOURS, Notice, NoticeKind, NoticeStatus, Role, Task
+from reminders.notices import SIGNER_ROLE
+from storage import queries
+from storage.models import Notice, NoticeKind, Role, Task
 
 # 第八条: the approver of an extension follows the task's colour
 APPROVER_FOR = {None: Role.OFFICE_DIRECTOR, NoticeKind.BLUE: Role.OFFICE_DIRECTOR,
                 NoticeKind.YELLOW: Role.EXECUTIVE_DEPUTY, NoticeKind.RED: Role.COUNTY_HEAD}
 RANK = {Role.OFFICE_DIRECTOR: 1, Role.EXECUTIVE_DEPUTY: 2, Role.COUNTY_HEAD: 3}
-SIGNER_FOR = {NoticeKind.YELLOW: Role.EXECUTIVE_DEPUTY, NoticeKind.RED: Role.COUNTY_HEAD}
 
 
 def require_own_unit(ctx: Context, task: Task) -> None:
@@ -29,23 +28,15 @@ def require_assigner(ctx: Context, task: Task) -> None:
         raise UserError("not_assigner_only", code=task.code)
 
 
-def colour(ctx: Context, task: Task) -> NoticeKind | None:
-    """The highest colour the task has received (extensions do not wash it off)."""
-    issued = ctx.session.exec(select(Notice.kind).where(
-        Notice.task_id == task.id, Notice.status == NoticeStatus.ISSUED, Notice.kind.in_(COLOURS)))
-    kinds = set(issued)
-    return next((k for k in reversed(COLOURS) if k in kinds), None)
-
-
 def require_approver(ctx: Context, task: Task) -> Role:
-    needed = APPROVER_FOR[colour(ctx, task)]
+    needed = APPROVER_FOR[queries.task_colour(ctx.session, task.id)]
     if ctx.sender.role not in RANK or RANK[ctx.sender.role] < RANK[needed]:
         raise UserError("not_approver", code=task.code, needed=needed)
     return needed
 
 
 def require_signer(ctx: Context, notice: Notice) -> None:
-    needed = SIGNER_FOR[notice.kind]
+    needed = SIGNER_ROLE[notice.kind]
     if ctx.sender.role not in RANK or RANK[ctx.sender.role] < RANK[needed]:
         raise UserError("not_signer", code=notice.code, needed=needed)
 

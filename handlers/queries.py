@@ -6,7 +6,6 @@ import re
 from datetime import timedelta
 from difflib import SequenceMatcher
 
-from sqlalchemy import func
 from sqlmodel import select
 
 from handlers.parsing import find_unit, require_task, split_first, unit_names
@@ -20,17 +19,16 @@ from handlers.registry import (
     may_use,
     primary_commands,
 )
+from message_templates.reply import Reply
 from reminders.engine import notice_state, task_state
+from reminders.ledger import ledger_rows, unit_scores
+from reminders.ledger_export import forget_sent_ledgers, ledger_file, write_ledger
 from storage.models import (
-    COLOURS,
     OPEN_STATUSES,
     AuditEvent,
     Notice,
     NoticeKind,
-    NoticeStatus,
     Person,
-    ProgressReport,
-    ScoreEvent,
     Task,
     Unit,
 )
@@ -40,27 +38,10 @@ COLOUR_WORDS = {"蓝": NoticeKind.BLUE, "蓝色": NoticeKind.BLUE, "黄": Notice
 LEDGER_LIMIT = 30
 
 
-def ledger_rows(ctx: Context, tasks: list[Task]) -> list[dict]:
-    """One dict per task for the ledger templates: colour, unit, deadline, overdue, last progress."""
-    rows = []
-    for task in tasks:
-        kinds = set(ctx.session.exec(select(Notice.kind).where(
-            Notice.task_id == task.id, Notice.status == NoticeStatus.ISSUED, Notice.kind.in_(COLOURS))))
-        colour = next((k for k in reversed(COLOURS) if k in kinds), None)
-        last = ctx.session.exec(select(ProgressReport).where(ProgressReport.task_id == task.id)
-                                .order_by(ProgressReport.at.desc())).first()
-        rows.append({"task": task, "unit": ctx.session.get(Unit, task.lead_unit_id), "colour": colour,
-                     "overdue": max((ctx.now.date() - task.deadline.date()).days, 0) if ctx.now > task.deadline else 0,
-                     "last": last})
-    return rows
-
-
 @command("台账", roles=EVERYONE, aliases=("ledger",), mutates=False, summary="查看在办事项台账，可按单位、颜色、逾期筛选，或导出Excel",
          usage="台账 [单位] [蓝/黄/红] [逾期]｜台账 导出", example="台账 县住建局 红")
 def ledger(ctx: Context, args: str) -> None:
     if split_first(args)[0] == "导出":
-        from handlers.reports import export_ledger  # here, not on top: handlers.reports builds on this module
-
         export_ledger(ctx)
         return
     unit, colour, overdue_only = None, None, False
@@ -76,13 +57,27 @@ def ledger(ctx: Context, args: str) -> None:
     query = select(Task).where(Task.status.in_(OPEN_STATUSES)).order_by(Task.deadline)
     if unit:
         query = query.where(Task.lead_unit_id == unit.id)
-    rows = ledger_rows(ctx, list(ctx.session.exec(query)))
+    rows = ledger_rows(ctx.session, ctx.now, list(ctx.session.exec(query)))
     if colour:
         rows = [r for r in rows if r["colour"] is colour]
     if overdue_only:
         rows = [r for r in rows if ctx.now > r["task"].deadline]
     ctx.reply("ledger", rows=rows[:LEDGER_LIMIT], total=len(rows), unit=unit, colour=colour,
               overdue_only=overdue_only, limit=LEDGER_LIMIT)
+
+
+def export_ledger(ctx: Context) -> None:
+    """台账 导出: the open-task 台账 as the reply, and the Excel file once, as a direct message to the
+    sender through the outbox (durable, and a session webhook cannot carry a file). In a one-to-one
+    chat both land in the same window: the file is not attached to the reply too."""
+    out = ledger_file(ctx.services.settings.reports_dir, ctx.now)
+    forget_sent_ledgers(ctx.session, out.parent.parent, ctx.now)
+    write_ledger(ctx.session, ctx.now, out)
+    rows = ledger_rows(ctx.session, ctx.now, list(ctx.session.exec(
+        select(Task).where(Task.status.in_(OPEN_STATUSES)).order_by(Task.deadline))))
+    ctx.reply("ledger", rows=rows[:LEDGER_LIMIT], total=len(rows), unit=None, colour=None, overdue_only=False,
+              limit=LEDGER_LIMIT, exported=True)
+    ctx.send(ctx.sender.user_id, Reply(title=out.stem, text="", file_path=str(out)))
 
 
 @command("我的", roles=EVERYONE, aliases=("mine",), mutates=False, summary="本单位（或我交办）的在办事项",
@@ -93,7 +88,7 @@ def mine(ctx: Context, args: str) -> None:
         query = query.where(Task.lead_unit_id == ctx.sender.unit_id)
     else:
         query = query.where(Task.assigner_id == ctx.sender.user_id)
-    rows = ledger_rows(ctx, list(ctx.session.exec(query)))
+    rows = ledger_rows(ctx.session, ctx.now, list(ctx.session.exec(query)))
     ctx.reply("mine", rows=rows[:LEDGER_LIMIT], total=len(rows), limit=LEDGER_LIMIT,
               unit=ctx.session.get(Unit, ctx.sender.unit_id) if ctx.sender.unit_id else None)
 
@@ -106,21 +101,8 @@ def show(ctx: Context, args: str) -> None:
                                    .order_by(AuditEvent.at, AuditEvent.id)))
     names = {p.user_id: p.name for p in ctx.session.exec(select(Person))}
     names["system"] = "督办助手"
-    row = ledger_rows(ctx, [task])[0]
+    row = ledger_rows(ctx.session, ctx.now, [task])[0]
     ctx.reply("task_history", events=events, names=names, **row)
-
-
-def unit_scores(ctx: Context, year: int) -> list[dict]:
-    totals = dict(ctx.session.exec(select(ScoreEvent.unit_id, func.sum(ScoreEvent.points))
-                                   .where(ScoreEvent.year == year).group_by(ScoreEvent.unit_id)).all())
-    counts: dict[tuple[int, str], int] = {}
-    for unit_id, kind in ctx.session.exec(select(ScoreEvent.unit_id, Notice.kind).join(
-            Notice, Notice.id == ScoreEvent.notice_id).where(ScoreEvent.year == year)):
-        counts[unit_id, kind] = counts.get((unit_id, kind), 0) + 1
-    rows = [{"unit": u, "score": totals.get(u.id, 0) or 0,
-             **{k.value: counts.get((u.id, k), 0) for k in COLOURS}}
-            for u in ctx.session.exec(select(Unit).order_by(Unit.id))]
-    return sorted(rows, key=lambda r: (-r["score"], r["unit"].id))
 
 
 WARNING_DAYS = 3
@@ -153,7 +135,7 @@ def forecast(ctx: Context, args: str) -> None:
 @command("积分", roles=EVERYONE, aliases=("score",), mutates=False, summary="本年度各单位督办扣分",
          usage="积分 [单位]", example="积分 县住建局")
 def scores(ctx: Context, args: str) -> None:
-    rows = unit_scores(ctx, ctx.now.year)
+    rows = unit_scores(ctx.session, ctx.now.year)
     if args:
         unit = find_unit(ctx.session, args)
         if unit is None:

@@ -13,16 +13,16 @@ from datetime import datetime
 
 from sqlmodel import Session, select
 
-from bot.outbox import enqueue
-from bot.render import render
 from handlers.deadlines import DeadlineError, parse_deadline
 from handlers.parsing import find_unit, require_task, split_first, unit_names
 from handlers.registry import ASSIGNERS, Context, UserError, command
 from handlers.tasks import require_open
+from message_templates.render import render
 from reminders.engine import Escalation
 from reminders.notices import task_actions
 from storage import audit, queries
 from storage.models import ExtensionRequest, ExtensionStatus, Person, Role, Task, TaskStatus, Unit
+from storage.outbox import enqueue
 
 
 @command("改派", roles=ASSIGNERS, aliases=("reassign",), summary="把未办结事项改派给另一责任单位，新单位重新计时",

@@ -10,17 +10,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Protocol
 
 from sqlmodel import Session
 
-from bot.channel import Action, Incoming, Reply
-from bot.outbox import enqueue
-from bot.render import render
-from bot.settings import Settings
+from handlers.incoming import Incoming
+from message_templates.render import render
+from message_templates.reply import Action, Reply
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
+from reminders.reports import ReportSettings
 from storage import audit, queries
 from storage.models import Person, Role
+from storage.outbox import enqueue
 
 LEADERS = frozenset({Role.COUNTY_HEAD, Role.EXECUTIVE_DEPUTY, Role.DEPUTY, Role.OFFICE_DIRECTOR})
 ASSIGNERS = LEADERS | {Role.SUPERVISOR}
@@ -40,9 +42,15 @@ class UserError(Exception):
         self.data = data
 
 
+class HandlerSettings(ReportSettings, Protocol):
+    """The settings the handlers read (bot.settings.Settings has them)."""
+
+    code_prefix: str
+
+
 @dataclass
 class Services:
-    settings: Settings
+    settings: HandlerSettings
     calendar: WorkCalendar
     escalation: Escalation
 

@@ -43,8 +43,7 @@ def sign(ctx: Context, args: str) -> None:
     notice, task, _ = _waiting(ctx, args, "签发")
     if _held_since_sent(ctx, notice):
         raise UserError("notice_already_held", code=notice.code)
-    esc = ctx.services.escalation
-    notices.issue(ctx.session, task, notice, ctx.now, esc, signed_by=ctx.sender.user_id)
+    notices.issue(ctx.session, task, notice, ctx.now, ctx.services.escalation.policy, signed_by=ctx.sender.user_id)
     settle(ctx, task)  # the next colour counts from this issue time
     ctx.reply("notice_signed", notice=notice, task=task, unit=ctx.session.get(Unit, task.lead_unit_id))
 

@@ -9,11 +9,11 @@ from datetime import datetime
 from sqlalchemy import text
 from sqlmodel import select
 
-from bot.channel import Action
 from handlers.deadlines import DeadlineError, extract_deadline
 from handlers.parsing import LIST_SEPARATORS, find_unit, require_task, split_first, take_percent, unit_names
 from handlers.permissions import require_assigner, require_assigner_or_office, require_own_unit
 from handlers.registry import ASSIGNERS, UNIT_STAFF, Context, UserError, command
+from message_templates.reply import Action
 from reminders.notices import task_actions
 from storage import queries
 from storage.models import OPEN_STATUSES, Person, ProgressReport, Role, Task, TaskStatus, Unit
@@ -21,6 +21,7 @@ from storage.models import OPEN_STATUSES, Person, ProgressReport, Role, Task, Ta
 CATEGORIES = ("重大决策部署", "政府工作报告目标任务", "县长批示件", "会议交办", "其他")
 URGENT_WORDS = ("特急", "紧急", "加急")
 REPORT_DUTY = re.compile(r"每\s*(\d{1,2})\s*天(?:报送|报告|汇报)(?:一次)?(?:进展)?")
+MONTHLY_DUTY = "每月报送"  # 华容 措施九: 月初有计划、月中有进展、月底有成效
 MAX_TITLE = 200
 
 
@@ -98,10 +99,10 @@ def _leading_mention(ctx: Context, name: str) -> Person | None:
     raise UserError("ambiguous_mention", mention=name, choices=choices)
 
 
-def _options(ctx: Context, rest: str) -> tuple[list[Unit], str, bool, int | None, str]:
-    """协办 A,B / 类别 X / 特急 / 每N天报送, in any order before the title."""
+def _options(ctx: Context, rest: str) -> tuple[list[Unit], str, bool, int | None, bool, str]:
+    """协办 A,B / 类别 X / 特急 / 每N天报送 / 每月报送, in any order before the title."""
     co_units: list[Unit] = []
-    category, urgent, report_every = "其他", False, None
+    category, urgent, report_every, monthly = "其他", False, None, False
     while True:
         word, after = split_first(rest)
         if word == "协办":
@@ -123,19 +124,21 @@ def _options(ctx: Context, rest: str) -> tuple[list[Unit], str, bool, int | None
             urgent = True
         elif m := REPORT_DUTY.fullmatch(word):
             report_every = int(m[1])
+        elif word == MONTHLY_DUTY:
+            monthly = True
         else:
-            return co_units, category, urgent, report_every, rest
+            return co_units, category, urgent, report_every, monthly, rest
         rest = after
 
 
 @command("交办", roles=ASSIGNERS, aliases=("assign",), summary="交办一项督办事项",
-         usage="交办 @单位负责人或单位名称 [协办 单位,单位] [类别 类别名] [特急] [每N天报送] 事项内容 [期限]",
+         usage="交办 @单位负责人或单位名称 [协办 单位,单位] [类别 类别名] [特急] [每N天报送|每月报送] 事项内容 [期限]",
          example="交办 县住建局 燃气管道隐患排查并报送整改清单 截止12月10日")
 def assign(ctx: Context, args: str) -> None:
     if not args:
         raise UserError("assign_usage")
     unit, rest, lead_person = _lead_unit(ctx, args)
-    co_units, category, urgent, report_every, rest = _options(ctx, rest)
+    co_units, category, urgent, report_every, monthly, rest = _options(ctx, rest)
     try:
         deadline, title = extract_deadline(rest, ctx.now, ctx.services.calendar, ctx.rules, urgent=urgent)
     except DeadlineError as exc:
@@ -156,6 +159,7 @@ def assign(ctx: Context, args: str) -> None:
         conversation_id=ctx.incoming.conversation_id if ctx.incoming.is_group else "",
         assigned_at=ctx.now, original_deadline=due, deadline=due, cycle_started_at=ctx.now,
         deadline_is_estimate=ctx.services.calendar.is_estimate(due.date()), report_every_days=report_every,
+        monthly_report=monthly,
     )
     ctx.session.add(task)
     ctx.session.flush()
@@ -163,7 +167,7 @@ def assign(ctx: Context, args: str) -> None:
     head = queries.unit_head(ctx.session, unit)
     liaisons = list(ctx.session.exec(select(Person).where(Person.unit_id == unit.id, Person.role == Role.LIAISON)))
     data = {"task": task, "unit": unit, "head": head, "co_units": co_units, "assigner": ctx.sender,
-            "defaulted": defaulted}
+            "defaulted": defaulted, "rules": ctx.rules}
     for person in [head, *liaisons]:
         if person:
             ctx.notify_user(person.user_id, "task_assigned_dm", task_id=task.id, actions=task_actions(task), **data)
@@ -176,7 +180,7 @@ def assign(ctx: Context, args: str) -> None:
         if user_id not in told and ctx.session.get(Person, user_id):
             ctx.notify_user(user_id, "task_mentioned_dm", task_id=task.id, **data)
     ctx.audit("assigned", task.id, unit=unit.name, deadline=due, co_units=[u.name for u in co_units],
-              category=category, urgent=urgent, title=title)
+              category=category, urgent=urgent, title=title, **({"monthly_report": True} if monthly else {}))
     at = (head.user_id,) if head and ctx.incoming.is_group else ()
     ctx.reply("task_assigned", at_user_ids=at, **data)
 

@@ -17,12 +17,21 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
-from bot.settings import Rules
 from reminders import notices as notice_io
 from reminders.calendar import WorkCalendar
 from reminders.policy import NoticeState, Policy, TaskState
+from reminders.rules import Rules
 from storage.db import is_postgres, transaction
-from storage.models import OPEN_STATUSES, Notice, NoticeStatus, Task, TaskStatus, Unit
+from storage.models import (
+    OPEN_STATUSES,
+    HardReport,
+    Notice,
+    NoticeStatus,
+    ProgressReport,
+    Task,
+    TaskStatus,
+    Unit,
+)
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +54,7 @@ class Escalation:
         created: list[Notice] = []
         for _ in range(MAX_STEPS):
             notices = list(session.exec(select(Notice).where(Notice.task_id == task.id)))
-            plan = self.policy.evaluate(task_state(task), [notice_state(n) for n in notices], now)
+            plan = self.policy.evaluate(task_state(task, session), [notice_state(n) for n in notices], now)
             by_id = {n.id: n for n in notices}
             for notice_id in plan.void:
                 notice_io.void(session, task, by_id[notice_id], now)
@@ -54,7 +63,7 @@ class Escalation:
                 session.add(task)
                 return created
             # one at a time: what falls due next may depend on what was just issued
-            created.append(notice_io.create(session, task, plan.due[0], now, self))
+            created.append(notice_io.create(session, task, plan.due[0], now, self.policy))
         raise RuntimeError(f"task {task.code}: more than {MAX_STEPS} notices due at once")
 
     def _suspend(self, session: Session, task: Task, now: datetime) -> None:
@@ -101,7 +110,15 @@ class Escalation:
                 return count
 
 
-def task_state(task: Task) -> TaskState:
+def task_state(task: Task, session: Session | None = None) -> TaskState:
+    """What the policy needs of a task; with a session, also the duties' records (每月报送, 难以执行)."""
+    progress: tuple[datetime, ...] = ()
+    hard_due = None
+    if session is not None:
+        if task.monthly_report:
+            progress = tuple(session.exec(select(ProgressReport.at).where(ProgressReport.task_id == task.id)))
+        hard_due = session.exec(select(HardReport.answer_due_at).where(
+            HardReport.task_id == task.id, HardReport.answer.is_(None))).first()
     return TaskState(
         status=TaskStatus(task.status),
         assigned_at=task.assigned_at,
@@ -111,6 +128,11 @@ def task_state(task: Task) -> TaskState:
         acknowledged=task.acknowledged_at is not None,
         last_progress_at=task.last_progress_at,
         report_every_days=task.report_every_days,
+        acknowledged_at=task.acknowledged_at,
+        deployed=task.deployed_at is not None,
+        monthly_report=task.monthly_report,
+        progress_times=progress,
+        hard_answer_due=hard_due,
     )
 
 

@@ -1,8 +1,7 @@
 """The Excel 台账 (SPEC §5): one row per task, and each unit's score, for the 督查室's own files.
 
-Built over handlers.queries' ledger_rows and unit_scores, so the file says what the chat 台账 and
-积分 commands say. Those take a Context but read only its `session` and `now`: a LedgerView is
-enough when there is no chat message (the `duban export ledger` command).
+Built over reminders.ledger's ledger_rows and unit_scores, so the file says what the chat 台账 and
+积分 commands say.
 """
 
 from __future__ import annotations
@@ -11,7 +10,6 @@ import shutil
 import uuid
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -22,8 +20,8 @@ from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot.clock import to_shanghai
-from handlers.queries import ledger_rows, unit_scores
+from message_templates.render import STATUS_NAMES
+from reminders.ledger import ledger_rows, unit_scores
 from reminders.reports import competition_ranks
 from storage.models import (
     COLOURS,
@@ -37,11 +35,10 @@ from storage.models import (
     ScoreEvent,
     Task,
 )
+from storage.tz import to_shanghai
 
 COLOUR_WORDS = {NoticeKind.BLUE: "蓝色", NoticeKind.YELLOW: "黄色", NoticeKind.RED: "红色"}
 COLOUR_FILLS = {NoticeKind.BLUE: "FFBDD7EE", NoticeKind.YELLOW: "FFFFE699", NoticeKind.RED: "FFFF9C9C"}
-STATUS_WORDS = {"assigned": "待签收", "in_progress": "办理中", "reported_done": "待销号", "closed": "已销号",
-                "cancelled": "已撤销"}
 TASK_COLUMNS = (("编号", 15), ("事项", 42), ("责任单位", 16), ("状态", 9), ("督办颜色", 10), ("期限", 17),
                 ("逾期天数", 10), ("最新进展", 42), ("已发督办单", 16), ("扣分", 8))
 UNIT_COLUMNS = (("排名", 7), ("单位", 18), ("蓝色督办单", 12), ("黄色督办单", 12), ("红色督办单", 12), ("扣分合计", 10))
@@ -52,16 +49,10 @@ DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 LINGER = timedelta(minutes=10)
 
 
-@dataclass(frozen=True)
-class LedgerView:
-    session: Session
-    now: datetime
-
-
 def export_ledger(engine: Engine, now: datetime, out_path: Path) -> Path:
     """Write the 台账 as of `now` to `out_path` (.xlsx); for `duban export ledger --out FILE.xlsx`."""
     with Session(engine) as session:
-        return write_ledger(LedgerView(session, to_shanghai(now)), Path(out_path))
+        return write_ledger(session, to_shanghai(now), Path(out_path))
 
 
 def ledger_file(reports_dir: Path, now: datetime) -> Path:
@@ -84,9 +75,7 @@ def forget_sent_ledgers(session: Session, ledger_dir: Path, now: datetime) -> No
             shutil.rmtree(folder, ignore_errors=True)
 
 
-def write_ledger(view: LedgerView, out_path: Path) -> Path:
-    """`view` is a LedgerView or a handler's Context: anything with `session` and `now`."""
-    session, now = view.session, view.now
+def write_ledger(session: Session, now: datetime, out_path: Path) -> Path:
     tasks = list(session.exec(select(Task).order_by(Task.id)))
     urged: dict[int, dict[NoticeKind, int]] = defaultdict(lambda: dict.fromkeys(COLOURS, 0))
     for task_id, kind in session.exec(select(Notice.task_id, Notice.kind).where(
@@ -100,11 +89,11 @@ def write_ledger(view: LedgerView, out_path: Path) -> Path:
     sheet = book.active
     sheet.title = "督办台账"
     _header(sheet, TASK_COLUMNS)
-    for row in ledger_rows(view, tasks):
+    for row in ledger_rows(session, now, tasks):
         task = row["task"]
         counts = urged[task.id]
         values = (
-            task.code, task.title, row["unit"].name, STATUS_WORDS[task.status], COLOUR_WORDS.get(row["colour"], "未督办"),
+            task.code, task.title, row["unit"].name, STATUS_NAMES[task.status], COLOUR_WORDS.get(row["colour"], "未督办"),
             _local(task.deadline), row["overdue"] if task.status in OPEN_STATUSES else _late_by(task),
             _last_progress(row["last"]),
             " ".join(f"{COLOUR_WORDS[k][0]}{n}" for k, n in counts.items() if n), points[task.id],
@@ -119,7 +108,7 @@ def write_ledger(view: LedgerView, out_path: Path) -> Path:
 
     units = book.create_sheet(f"{now.year}年单位积分")
     _header(units, UNIT_COLUMNS)
-    scores = unit_scores(view, now.year)
+    scores = unit_scores(session, now.year)
     for rank, row in zip(competition_ranks([r["score"] for r in scores]), scores, strict=True):
         units.append(_legal((rank, row["unit"].name, row["blue"], row["yellow"], row["red"], row["score"])))
 

@@ -4,18 +4,18 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
 
 from sqlmodel import Session, func, select
 
-from bot.channel import Action
-from bot.clock import SHANGHAI
-from bot.outbox import enqueue
-from bot.render import render
+from message_templates.render import render
+from message_templates.reply import Action
+from reminders.policy import Due, Policy
+from reminders.rules import Rules
 from storage import audit, queries
 from storage.models import (
     COLOURS,
     OPEN_STATUSES,
+    HardReport,
     Notice,
     NoticeKind,
     NoticeStatus,
@@ -25,24 +25,23 @@ from storage.models import (
     Task,
     Unit,
 )
-
-if TYPE_CHECKING:
-    from reminders.engine import Escalation
-    from reminders.policy import Due
+from storage.outbox import enqueue
+from storage.tz import SHANGHAI
 
 LETTER = {
     NoticeKind.ACK_REMINDER: "A", NoticeKind.COURTESY: "C", NoticeKind.REPORT_REMINDER: "P",
     NoticeKind.BLUE: "B", NoticeKind.YELLOW: "Y", NoticeKind.RED: "R", NoticeKind.SIGN_REMINDER: "S",
+    NoticeKind.DEPLOY_REMINDER: "D", NoticeKind.MONTH_REMINDER: "M", NoticeKind.HARD_REMINDER: "H",
 }
 SIGNER_ROLE = {NoticeKind.YELLOW: Role.EXECUTIVE_DEPUTY, NoticeKind.RED: Role.COUNTY_HEAD}
 
 
-def score_for(kind: NoticeKind, esc: Escalation) -> int:
-    return {NoticeKind.BLUE: esc.rules.score_blue, NoticeKind.YELLOW: esc.rules.score_yellow,
-            NoticeKind.RED: esc.rules.score_red}.get(kind, 0)
+def score_for(kind: NoticeKind, rules: Rules) -> int:
+    return {NoticeKind.BLUE: rules.score_blue, NoticeKind.YELLOW: rules.score_yellow,
+            NoticeKind.RED: rules.score_red}.get(kind, 0)
 
 
-def create(session: Session, task: Task, due: Due, now: datetime, esc: Escalation) -> Notice:
+def create(session: Session, task: Task, due: Due, now: datetime, policy: Policy) -> Notice:
     # the signer is whoever holds the role now; a roster change later moves the draft (move_drafts)
     signer = queries.first_with_role(session, SIGNER_ROLE[due.kind]) if due.draft else None
     notice = Notice(
@@ -61,27 +60,27 @@ def create(session: Session, task: Task, due: Due, now: datetime, esc: Escalatio
     session.add(notice)
     session.flush()  # the unique (task, kind, seq) check happens here, before anything else is written
     if due.draft:
-        _send_draft(session, task, notice, now, esc)
+        _send_draft(session, task, notice, now, policy)
         audit.record(session, at=now, actor=audit.SYSTEM, action="notice_drafted", task_id=task.id,
                      notice=notice.code, kind=notice.kind, signer=notice.signer_id)
     else:
-        issue(session, task, notice, now, esc, signed_by=None)
+        issue(session, task, notice, now, policy, signed_by=None)
     return notice
 
 
-def issue(session: Session, task: Task, notice: Notice, now: datetime, esc: Escalation,
+def issue(session: Session, task: Task, notice: Notice, now: datetime, policy: Policy,
           signed_by: str | None) -> None:
     notice.status, notice.issued_at, notice.signed_by = NoticeStatus.ISSUED, now, signed_by
     notice.deadline_at_issue = task.deadline
     session.add(notice)
     unit = session.get(Unit, task.lead_unit_id)
-    points = score_for(notice.kind, esc)
+    points = score_for(notice.kind, policy.rules)
     if notice.kind in COLOURS:
         session.add(ScoreEvent(unit_id=unit.id, task_id=task.id, notice_id=notice.id, year=now.year,
                                points=points, at=now))
     audit.record(session, at=now, actor=signed_by or audit.SYSTEM, action="notice_issued", task_id=task.id,
                  notice=notice.code, kind=notice.kind, points=points)
-    _deliver(session, task, notice, unit, now, esc)
+    _deliver(session, task, notice, unit, now, policy)
 
 
 def void(session: Session, task: Task, notice: Notice, now: datetime) -> None:
@@ -99,23 +98,23 @@ def reds_this_year(session: Session, unit_id: int, year: int) -> int:
     return session.exec(query).one()
 
 
-def _context(session: Session, task: Task, notice: Notice, unit: Unit, now: datetime, esc: Escalation) -> dict:
+def _context(session: Session, task: Task, notice: Notice, unit: Unit, now: datetime, policy: Policy) -> dict:
     head = queries.unit_head(session, unit)
     signer = queries.person(session, notice.signed_by or notice.signer_id or "")
     return {
         "task": task, "notice": notice, "unit": unit, "head": head, "signer": signer, "now": now,
         "overdue_days": max((now.date() - task.deadline.date()).days, 0),
-        "next_at": _next_step(task, notice, now, esc),
-        "points": score_for(notice.kind, esc),
+        "next_at": _next_step(task, notice, now, policy),
+        "points": score_for(notice.kind, policy.rules),
         "reds": reds_this_year(session, unit.id, now.year) if notice.kind is NoticeKind.RED else 0,
-        "rules": esc.rules,
+        "rules": policy.rules,
         "estimate": task.deadline_is_estimate,
     }
 
 
-def _next_step(task: Task, notice: Notice, now: datetime, esc: Escalation) -> datetime | None:
+def _next_step(task: Task, notice: Notice, now: datetime, policy: Policy) -> datetime | None:
     """When the next colour would follow, as the notice tells the unit (SPEC §3)."""
-    policy, rules = esc.policy, esc.rules
+    rules = policy.rules
     if notice.kind in (NoticeKind.COURTESY, NoticeKind.ACK_REMINDER, NoticeKind.REPORT_REMINDER):
         return policy.send_time(task.deadline)
     if notice.kind is NoticeKind.BLUE:
@@ -132,9 +131,9 @@ def task_actions(task: Task) -> tuple[Action, ...]:
             Action("申请延期", f"延期 {task.code} "), Action("办结", f"办结 {task.code} "))
 
 
-def _deliver(session: Session, task: Task, notice: Notice, unit: Unit, now: datetime, esc: Escalation) -> None:
-    ctx = _context(session, task, notice, unit, now, esc)
-    at = esc.policy.send_time(now)
+def _deliver(session: Session, task: Task, notice: Notice, unit: Unit, now: datetime, policy: Policy) -> None:
+    ctx = _context(session, task, notice, unit, now, policy)
+    at = policy.send_time(now)
     head = ctx["head"]
     if notice.kind is NoticeKind.SIGN_REMINDER:
         draft = session.get(Notice, notice.ref_notice_id)
@@ -142,6 +141,16 @@ def _deliver(session: Session, task: Task, notice: Notice, unit: Unit, now: date
         reply = render("reminder_sign", actions=_sign_actions(draft), **ctx)
         enqueue(session, reply, target="user", recipient=draft.signer_id, deliver_after=at, now=now,
                 task_id=task.id, notice_id=notice.id)
+        return
+    if notice.kind is NoticeKind.HARD_REMINDER:  # 难以执行 waits for an answer: the 督查室 and the assigner
+        report = session.exec(select(HardReport).where(HardReport.task_id == task.id, HardReport.answer.is_(None))
+                               .order_by(HardReport.id.desc())).first()
+        reply = render("notice_hard_reminder", actions=hard_actions(task), report=report, **ctx)
+        people = [task.assigner_id, *(p.user_id for p in queries.people_with_role(session, Role.SUPERVISOR))]
+        for user_id in dict.fromkeys(people):
+            if queries.member(session, user_id):
+                enqueue(session, reply, target="user", recipient=user_id, deliver_after=at, now=now,
+                        task_id=task.id, notice_id=notice.id)
         return
     reply = render(f"notice_{notice.kind}", actions=task_actions(task), **ctx)
     if head:
@@ -158,21 +167,27 @@ def _deliver(session: Session, task: Task, notice: Notice, unit: Unit, now: date
                 deliver_after=at, now=now, task_id=task.id, notice_id=notice.id)
 
 
+def hard_actions(task: Task) -> tuple[Action, ...]:
+    """The three answers to a 难以执行 report (湖北 (六))."""
+    return (Action("继续执行", f"继续执行 {task.code} "), Action("暂缓执行", f"暂缓执行 {task.code} "),
+            Action("调整要求", f"调整要求 {task.code} "))
+
+
 def _sign_actions(draft: Notice) -> tuple[Action, ...]:
     return (Action("签发", f"签发 {draft.code}"), Action("暂缓", f"暂缓 {draft.code} "))
 
 
-def _send_draft(session: Session, task: Task, notice: Notice, now: datetime, esc: Escalation) -> None:
+def _send_draft(session: Session, task: Task, notice: Notice, now: datetime, policy: Policy) -> None:
     if notice.signer_id is None:
         return  # no signer in the roster: the roster check refuses such a roster, so this is a test set-up
     unit = session.get(Unit, task.lead_unit_id)
-    ctx = _context(session, task, notice, unit, now, esc)
+    ctx = _context(session, task, notice, unit, now, policy)
     reply = render("notice_draft", actions=_sign_actions(notice), **ctx)
-    enqueue(session, reply, target="user", recipient=notice.signer_id, deliver_after=esc.policy.send_time(now),
+    enqueue(session, reply, target="user", recipient=notice.signer_id, deliver_after=policy.send_time(now),
             now=now, task_id=task.id, notice_id=notice.id)
 
 
-def move_drafts(session: Session, now: datetime, esc: Escalation) -> list[tuple[Notice, Person | None, Person]]:
+def move_drafts(session: Session, now: datetime, policy: Policy) -> list[tuple[Notice, Person | None, Person]]:
     """After a roster change: every waiting draft whose signer no longer holds the signing role
     goes to whoever holds it now, with a DM carrying its 签发/暂缓 actions. Returns (draft, old, new)."""
     moved = []
@@ -191,10 +206,10 @@ def move_drafts(session: Session, now: datetime, esc: Escalation) -> list[tuple[
         session.add(notice)
         task = session.get(Task, notice.task_id)
         unit = session.get(Unit, task.lead_unit_id)
-        ctx = _context(session, task, notice, unit, now, esc)
+        ctx = _context(session, task, notice, unit, now, policy)
         actions = _sign_actions(notice)[:1 if notice.status is NoticeStatus.HELD else 2]  # held: 签发 only
         reply = render("notice_draft_moved", actions=actions, previous=old, **ctx)
-        enqueue(session, reply, target="user", recipient=new.user_id, deliver_after=esc.policy.send_time(now),
+        enqueue(session, reply, target="user", recipient=new.user_id, deliver_after=policy.send_time(now),
                 now=now, task_id=task.id, notice_id=notice.id)
         audit.record(session, at=now, actor=audit.SYSTEM, action="notice_signer_changed", task_id=task.id,
                      notice=notice.code, old=old.user_id if old else None, new=new.user_id,

@@ -16,16 +16,24 @@ Read it next to the seed:
 - SPEC §3  everything is delivered in working hours: due at night, on a weekend or holiday ⇒
           09:00 of the next working day.
 Only 销号 (closed) or 撤销 (cancelled) stops escalation; drafts still waiting then become void.
+
+The duties of the other documents (each off unless the task or the profile asks for it):
+- 布置落实 (湖北 (七), 鄂托克前旗 措施8): no 部署 stated N working days after 签收 ⇒ one reminder to
+  the head (Rules.deploy_duty, deploy_workdays); no score.
+- 每月报送 (华容 措施九 月初有计划、月中有进展、月底有成效): a task with the duty needs a report in each
+  window — day 1–5, 6–15, 16–month end; a window that ends with none ⇒ a reminder to the head.
+- 难以执行 (湖北 (六)): an answer not given by its due time ⇒ a reminder to the 督查室 and the
+  assigner, then each working day until answered. The task's own clock does not stop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 
-from bot.settings import DayCounting, Rules
 from reminders.calendar import WorkCalendar
+from reminders.rules import DayCounting, Rules
 from storage.models import NoticeKind, NoticeStatus, TaskStatus
 
 SIGNED_KINDS = (NoticeKind.YELLOW, NoticeKind.RED)
@@ -43,6 +51,11 @@ class TaskState:
     acknowledged: bool
     last_progress_at: datetime | None = None
     report_every_days: int | None = None
+    acknowledged_at: datetime | None = None
+    deployed: bool = False  # 部署 stated
+    monthly_report: bool = False  # 每月报送
+    progress_times: tuple[datetime, ...] = ()  # every report (进展 / 办结): loaded for 每月报送 only
+    hard_answer_due: datetime | None = None  # a 难以执行 report waiting for its answer
 
 
 @dataclass(frozen=True)
@@ -121,6 +134,9 @@ class Policy:
             self._ack_reminder(task, notices),
             self._courtesy(task, notices),
             self._report_reminder(task, notices),
+            self._deploy_reminder(task, notices),
+            self._month_reminder(task, notices),
+            *self._hard_reminder(task, notices),
             *self._colours(task, notices),
             *self._sign_reminders(task, notices),
         ]
@@ -160,6 +176,43 @@ class Policy:
         while due_at in sent:  # one reminder per missed period
             due_at += timedelta(days=every)
         return self._new(NoticeKind.REPORT_REMINDER, task, notices, due_at)
+
+    def _deploy_reminder(self, task: TaskState, notices: list[NoticeState]) -> Due | None:
+        if (not self.rules.deploy_duty or task.deployed or task.acknowledged_at is None
+                or task.status not in (TaskStatus.ASSIGNED, TaskStatus.IN_PROGRESS)
+                or _has(notices, NoticeKind.DEPLOY_REMINDER)):
+            return None
+        due_at = self.after_workdays(task.acknowledged_at, self.rules.deploy_workdays)
+        return self._new(NoticeKind.DEPLOY_REMINDER, task, notices, due_at)
+
+    def month_windows(self, month: date, tz: tzinfo | None) -> list[tuple[datetime, datetime]]:
+        """The month's three windows [start, end): plan, progress, results (华容 措施九)."""
+        first = datetime(month.year, month.month, 1, tzinfo=tz)
+        nxt = (first + timedelta(days=32)).replace(day=1)
+        plan = first + timedelta(days=self.rules.monthly_plan_day)
+        progress = first + timedelta(days=self.rules.monthly_progress_day)
+        return [(first, plan), (plan, progress), (progress, nxt)]
+
+    def _month_reminder(self, task: TaskState, notices: list[NoticeState]) -> Due | None:
+        """The first window since assignment that ended (or will end) with no report and no reminder."""
+        if not task.monthly_report or task.status not in (TaskStatus.ASSIGNED, TaskStatus.IN_PROGRESS):
+            return None
+        reminded = {n.due_at for n in notices if n.kind is NoticeKind.MONTH_REMINDER}
+        month = task.assigned_at.date().replace(day=1)
+        while True:  # ends at the first window still to come: nothing can be reported in it yet
+            for start, end in self.month_windows(month, task.assigned_at.tzinfo):
+                if end <= task.assigned_at or end in reminded:
+                    continue
+                if not any(start <= at < end for at in task.progress_times):
+                    return self._new(NoticeKind.MONTH_REMINDER, task, notices, end)
+            month = (month + timedelta(days=32)).replace(day=1)
+
+    def _hard_reminder(self, task: TaskState, notices: list[NoticeState]) -> list[Due]:
+        if task.hard_answer_due is None:
+            return []
+        sent = sum(1 for n in notices if n.kind is NoticeKind.HARD_REMINDER and n.due_at >= task.hard_answer_due)
+        due_at = self.after_workdays(task.hard_answer_due, sent)  # at the answer's due time, then daily
+        return [self._new(NoticeKind.HARD_REMINDER, task, notices, due_at)]
 
     def _colours(self, task: TaskState, notices: list[NoticeState]) -> list[Due | None]:
         cycle = [n for n in notices if n.cycle == task.cycle]

@@ -17,10 +17,17 @@ Definitions (湘阴县 附件 第九、第十条; 鄂托克前旗 十五条措�
 - 第十条: a unit's 2nd red of the year (or the 2nd red on one task, which may span two years)
   names it for criticism in that month's bulletin and asks its head for a written self-review;
   the 3rd prompts the county head to hold an admonition talk. Each happens once per threshold.
-- 措施10: a task urged twice (two or more colour notices issued) with no progress report since the
-  first of them, and still open at the end of the month, is named in that month's bulletin.
+- 措施10: a task urged twice (Rules.stalled_urges colour notices issued) with no progress report since
+  the first of them, and still open at the end of the month, is named in that month's bulletin.
 - In the monthly bulletin a unit's tasks are those whose current deadline fell in the month; on
   time are those of them closed (销号) on or before that deadline.
+- 华容 措施九 正反两面清单: beside the criticism, the bulletin praises the units that had tasks due in
+  the month and closed every one of them on time; 措施十 通报必见人见事: criticism names the tasks,
+  the unit and its head.
+- 十大效能之星 (第十条; 实施方案 18 "在主要负责干部中评选", 每人1万元): people — the heads of lead
+  units with a positive final score, no red notice that year and no 第十条 consequence — ranked by
+  final score, then by on-time rate (tasks that year closed by their deadline ÷ tasks that year),
+  at most Rules.stars of them; a unit with no head on the roster has nobody to name.
 """
 
 from __future__ import annotations
@@ -31,19 +38,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
+from typing import Protocol
 
 from sqlalchemy import func, or_, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot.channel import Reply
-from bot.clock import SHANGHAI, to_shanghai
-from bot.outbox import enqueue
-from bot.render import render
-from bot.settings import Rules, Settings
+from message_templates.render import render
+from message_templates.reply import Reply
 from reminders.calendar import WorkCalendar
 from reminders.chart import Bar, score_chart
 from reminders.policy import Policy
+from reminders.rules import Rules
 from storage import audit, queries
 from storage.models import (
     COLOURS,
@@ -59,13 +65,23 @@ from storage.models import (
     Task,
     TaskStatus,
     Unit,
+    highest_colour,
 )
+from storage.outbox import enqueue
+from storage.tz import SHANGHAI, to_shanghai
 
 log = logging.getLogger(__name__)
 
 SIGNED = (NoticeKind.YELLOW, NoticeKind.RED)
-STARS = 10  # 第十条 十大效能之星
 ANNUAL_CATCH_UP = timedelta(days=31)  # a year-end report missed while the bot was down still goes out
+
+
+class ReportSettings(Protocol):
+    """The few settings the reports read (bot.settings.Settings has them): no wider dependency."""
+
+    rules: Rules
+    reports_dir: Path
+    year_end_report: str  # MM-DD
 
 
 # ---- periods --------------------------------------------------------------------------------------
@@ -103,7 +119,7 @@ def year_until(year: int, at: datetime) -> Period:
     return Period(start, min(to_shanghai(at), datetime(year + 1, 1, 1, tzinfo=SHANGHAI)), str(year))
 
 
-def annual_slot(year: int, settings: Settings) -> datetime:
+def annual_slot(year: int, settings: ReportSettings) -> datetime:
     """When the year-end report of `year` falls due: Settings.year_end_report (MM-DD) at work_start."""
     try:
         month, day = (int(part) for part in settings.year_end_report.split("-"))
@@ -112,7 +128,7 @@ def annual_slot(year: int, settings: Settings) -> datetime:
         raise ValueError(f"year_end_report 应写成 月-日，例如 12-31（现为 {settings.year_end_report!r}）") from exc
 
 
-def annual_year(at: datetime, settings: Settings) -> int | None:
+def annual_year(at: datetime, settings: ReportSettings) -> int | None:
     """The year whose year-end report is due at `at`: this year's once its slot has come, or last
     year's for a while after its slot (caught up after downtime); None in between."""
     at = to_shanghai(at)
@@ -177,8 +193,7 @@ class History:
         return self._urges.get(task_id, [])
 
     def colour(self, task_id: int) -> NoticeKind | None:
-        kinds = {n.kind for n in self.urges(task_id)}
-        return next((k for k in reversed(COLOURS) if k in kinds), None)
+        return highest_colour(n.kind for n in self.urges(task_id))
 
     def tallies(self, since: datetime, year: int | None = None) -> dict[int, Tally]:
         """Per unit id: the colour notices received from `since` to the cut-off (in `year` if given)."""
@@ -198,6 +213,10 @@ class History:
 
     def head(self, unit: Unit) -> Person | None:
         return queries.unit_head(self.session, unit)
+
+    def on_time(self, task: Task) -> bool:
+        """Closed (销号) by the cut-off, on or before its current deadline."""
+        return task.status is TaskStatus.CLOSED and not self.is_open(task) and task.closed_at <= task.deadline
 
 
 def competition_ranks(values: Sequence[int]) -> list[int]:
@@ -339,6 +358,7 @@ class UnitMonth:
 class StalledTask:
     task: Task
     unit: Unit
+    head: Person | None  # 通报必见人见事
     urges: list[Notice]  # the colour notices issued, in order
     colour: NoticeKind | None
 
@@ -352,6 +372,8 @@ class MonthlyBulletin:
     admonished: list[Consequence]  # reached the 3rd red in the month
     stalled: list[StalledTask]
     issued: Tally
+    praised: list[UnitMonth]  # 正反两面清单: every task due in the month closed on time
+    titles: dict[str, str]  # task code → title, for the criticism (见人见事)
 
     @property
     def due(self) -> int:
@@ -362,11 +384,15 @@ class MonthlyBulletin:
         return sum(u.on_time for u in self.units)
 
 
-def build_monthly(session: Session, at: datetime, rules: Rules, period: Period | None = None,
-                  history: History | None = None) -> MonthlyBulletin:
-    """The bulletin for the calendar month before `at`. The dashboard passes its month to date as
-    `period`, and the History it also reads (whose cut-off must be the period's end)."""
-    period = period or month_before(at)
+def build_monthly(session: Session, at: datetime, rules: Rules) -> MonthlyBulletin:
+    """The bulletin for the calendar month before `at`."""
+    return build_bulletin(session, month_before(at), rules)
+
+
+def build_bulletin(session: Session, period: Period, rules: Rules, history: History | None = None) -> MonthlyBulletin:
+    """A bulletin over any period of whole months in one year (a month, a quarter, a half-year):
+    ranking by the year's score to its end, colours, praise and criticism within it. The dashboard
+    also builds one over the month to date, passing the History it reads too (cut-off: the period's end)."""
     history = history or History(session, period.end)
     year = period.start.year
     month = history.tallies(period.start)
@@ -377,30 +403,34 @@ def build_monthly(session: Session, at: datetime, rules: Rules, period: Period |
             due[task.lead_unit_id].append(task)
     order = sorted(history.units, key=lambda u: (-to_date[u.id].total, u.id))
     ranks = competition_ranks([to_date[u.id].total for u in order])
-    units = [UnitMonth(rank=rank, unit=u, due=len(due[u.id]), on_time=sum(_on_time(t, history) for t in due[u.id]),
+    units = [UnitMonth(rank=rank, unit=u, due=len(due[u.id]), on_time=sum(history.on_time(t) for t in due[u.id]),
                        month=month[u.id], year=to_date[u.id])
              for rank, u in zip(ranks, order, strict=True)]
     return MonthlyBulletin(
         period=period, year=year, units=units,
         criticised=consequences(history, year, rules.criticism_reds, period),
         admonished=consequences(history, year, rules.admonition_reds, period),
-        stalled=_stalled(history), issued=history.issued_since(period.start))
+        stalled=stalled(history, rules), issued=history.issued_since(period.start),
+        praised=praised(units) if rules.praise_list else [],
+        titles={t.code: t.title for t in history.tasks.values()})
 
 
-def _on_time(task: Task, history: History) -> bool:
-    return task.status is TaskStatus.CLOSED and not history.is_open(task) and task.closed_at <= task.deadline
+def praised(units: list[UnitMonth]) -> list[UnitMonth]:
+    """正反两面清单: units with tasks due that closed every one on time, most tasks first."""
+    return sorted((u for u in units if u.due and u.on_time == u.due), key=lambda u: (-u.due, u.unit.id))
 
 
-def _stalled(history: History) -> list[StalledTask]:
-    """措施10: open tasks urged twice or more with no progress report since the first urging."""
+def stalled(history: History, rules: Rules) -> list[StalledTask]:
+    """措施10: open tasks urged `stalled_urges` times or more with no progress report since the first urging."""
     out = []
     for task in history.tasks.values():
         urges = history.urges(task.id)
-        if not history.is_open(task) or len(urges) < 2:
+        if not history.is_open(task) or len(urges) < rules.stalled_urges:
             continue
         if any(at >= urges[0].issued_at for at in history.progress.get(task.id, ())):
             continue
-        out.append(StalledTask(task, history.unit_by_id[task.lead_unit_id], urges, history.colour(task.id)))
+        unit = history.unit_by_id[task.lead_unit_id]
+        out.append(StalledTask(task, unit, history.head(unit), urges, history.colour(task.id)))
     return sorted(out, key=lambda s: (s.urges[0].issued_at, s.task.id))
 
 
@@ -428,10 +458,24 @@ class UnitYear:
 
 
 @dataclass(frozen=True)
+class Star:
+    """One of the 十大效能之星: a unit head, with the unit's year behind the choice."""
+
+    head: Person
+    unit: Unit
+    row: UnitYear
+    on_time: int  # tasks that year closed by their deadline
+
+    @property
+    def rate(self) -> float:
+        return self.on_time / self.row.tasks
+
+
+@dataclass(frozen=True)
 class AnnualReport:
     period: Period
     units: list[UnitYear]  # ranked by final score
-    stars: list[UnitYear]  # 十大效能之星: the top 10 of the units that had tasks, ties included
+    stars: list[Star]  # 十大效能之星 (see the module docstring)
     criticised: list[Consequence]
     admonished: list[Consequence]
 
@@ -447,11 +491,28 @@ def build_annual(session: Session, year: int, at: datetime, rules: Rules) -> Ann
     rows = [_unit_year(u, counts[u.id], tallies[u.id], rules) for u in history.units]
     rows.sort(key=lambda r: (-r.final, -r.tasks, r.unit.id))
     rows = [replace(r, rank=rank) for rank, r in zip(competition_ranks([r.final for r in rows]), rows, strict=True)]
-    eligible = [r for r in rows if r.tasks > 0]
-    stars = [r for r, rank in zip(eligible, competition_ranks([r.final for r in eligible]), strict=True) if rank <= STARS]
-    return AnnualReport(period=period, units=rows, stars=stars,
-                        criticised=consequences(history, year, rules.criticism_reds),
-                        admonished=consequences(history, year, rules.admonition_reds))
+    criticised = consequences(history, year, rules.criticism_reds)
+    admonished = consequences(history, year, rules.admonition_reds)
+    on_time: dict[int, int] = defaultdict(int)
+    for task in history.tasks.values():
+        if task.assigned_at >= period.start and not history.cancelled(task) and history.on_time(task):
+            on_time[task.lead_unit_id] += 1
+    return AnnualReport(period=period, units=rows, stars=stars(history, rows, on_time, criticised + admonished, rules),
+                        criticised=criticised, admonished=admonished)
+
+
+def stars(history: History, rows: list[UnitYear], on_time: dict[int, int], consequences: list[Consequence],
+          rules: Rules) -> list[Star]:
+    """十大效能之星: heads of units in good standing, by final score, then on-time rate."""
+    named = {c.unit.id for c in consequences}
+    out = []
+    for row in rows:
+        head = history.head(row.unit)
+        if (row.tasks and row.final > 0 and row.tally.count[NoticeKind.RED] == 0 and row.unit.id not in named
+                and head is not None and head.active):
+            out.append(Star(head=head, unit=row.unit, row=row, on_time=on_time[row.unit.id]))
+    out.sort(key=lambda s: (-s.row.final, -s.rate, s.unit.id))
+    return out[:rules.stars]
 
 
 def _unit_year(unit: Unit, tasks: int, tally: Tally, rules: Rules) -> UnitYear:
@@ -490,7 +551,7 @@ def _to_group(session: Session, key: str, reply: Reply, now: datetime) -> Outbox
     return enqueue(session, reply, target="group", recipient=group.conversation_id, deliver_after=now, now=now)
 
 
-def issue_weekly(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar) -> Reply | None:
+def issue_weekly(session: Session, now: datetime, settings: ReportSettings, calendar: WorkCalendar) -> Reply | None:
     """Send the summary of the week ending at the latest Monday 09:00 to the leaders' group, once."""
     period = week_ending(now, settings.rules)
     if not _has_history(session, period.end) or not _claim(session, "bulletin_weekly", period.key):
@@ -502,7 +563,7 @@ def issue_weekly(session: Session, now: datetime, settings: Settings, calendar: 
     return reply
 
 
-def issue_monthly(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar, *,
+def issue_monthly(session: Session, now: datetime, settings: ReportSettings, calendar: WorkCalendar, *,
                   force: bool = False, actor: str = audit.SYSTEM) -> Reply | None:
     """Send last month's bulletin and its chart to the all-units group, from the first working day's
     09:00 on, once; with `force` (the 通报 command) now and again. The self-review and admonition
@@ -539,7 +600,7 @@ def _consequence_messages(session: Session, bulletin: MonthlyBulletin, now: date
         enqueue(session, reply, target="user", recipient=county_head.user_id, deliver_after=now, now=now)
 
 
-def issue_annual(session: Session, now: datetime, settings: Settings) -> Reply | None:
+def issue_annual(session: Session, now: datetime, settings: ReportSettings) -> Reply | None:
     """Send the year-end report to the all-units and leaders' groups once, when it falls due."""
     year = annual_year(now, settings)
     if year is None:
@@ -554,14 +615,14 @@ def issue_annual(session: Session, now: datetime, settings: Settings) -> Reply |
     return reply
 
 
-def issue_due(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar) -> list[Reply]:
+def issue_due(session: Session, now: datetime, settings: ReportSettings, calendar: WorkCalendar) -> list[Reply]:
     """Every bulletin due at `now` that has not gone out yet: safe to call as often as liked."""
     sent = [issue_weekly(session, now, settings, calendar), issue_monthly(session, now, settings, calendar),
             issue_annual(session, now, settings)]
     return [reply for reply in sent if reply is not None]
 
 
-def print_report(kind: str, at: datetime, engine: Engine, settings: Settings, calendar: WorkCalendar) -> str:
+def print_report(kind: str, at: datetime, engine: Engine, settings: ReportSettings, calendar: WorkCalendar) -> str:
     """The text of a report as of `at` (for `duban report weekly|monthly|annual --at DATE`); sends nothing."""
     at = to_shanghai(at)
     with Session(engine) as session:

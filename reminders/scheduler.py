@@ -17,8 +17,8 @@ from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot.clock import SHANGHAI
 from storage.models import Task
+from storage.tz import SHANGHAI
 
 log = logging.getLogger(__name__)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from enum import StrEnum
 
@@ -44,9 +45,18 @@ class NoticeKind(StrEnum):
     YELLOW = "yellow"
     RED = "red"
     SIGN_REMINDER = "sign_reminder"  # 签发提醒 to a signer whose draft waits
+    DEPLOY_REMINDER = "deploy_reminder"  # 布置落实提醒: no 部署 stated after 签收
+    MONTH_REMINDER = "month_reminder"  # 每月报送: a plan, progress or results missing
+    HARD_REMINDER = "hard_reminder"  # 难以执行 not answered in time: to the 督查室
 
 
 COLOURS = (NoticeKind.BLUE, NoticeKind.YELLOW, NoticeKind.RED)
+
+
+def highest_colour(kinds: Iterable[NoticeKind]) -> NoticeKind | None:
+    """The highest colour among `kinds` (red over yellow over blue), or None when there is none."""
+    kinds = set(kinds)
+    return next((k for k in reversed(COLOURS) if k in kinds), None)
 
 
 class NoticeStatus(StrEnum):
@@ -121,6 +131,9 @@ class Task(SQLModel, table=True):
     last_progress_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     progress_percent: int | None = None
     report_every_days: int | None = None  # periodic progress duty, if any
+    monthly_report: bool = False  # 每月报送: 月初有计划、月中有进展、月底有成效 (华容 措施九)
+    deployed_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))  # 部署 stated (布置落实)
+    deploy_plan: str = ""
     reported_done_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     closed_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     next_check_at: datetime | None = Field(default=None, sa_column=_at(nullable=True, index=True))
@@ -147,6 +160,23 @@ class ExtensionRequest(SQLModel, table=True):
     decided_by: str | None = None
     decided_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     decision_note: str = ""
+
+
+class HardReport(SQLModel, table=True):
+    """难以执行反馈 (湖北 (六)): a unit says a task is hard to carry out; the assigner or the 督查室 answers
+    继续执行 / 暂缓执行 / 调整要求 by `answer_due_at`. The task's own clock keeps running meanwhile."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    task_id: int = Field(foreign_key="task.id", index=True)
+    reporter_id: str
+    reported_at: datetime = Field(sa_column=_at())
+    reason: str
+    answer_due_at: datetime = Field(sa_column=_at())
+    answer: str | None = None  # continue / postpone / adjust; None while waiting
+    answered_by: str | None = None
+    answered_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    note: str = ""
+    new_deadline: datetime | None = Field(default=None, sa_column=_at(nullable=True))
 
 
 class Notice(SQLModel, table=True):
@@ -208,10 +238,16 @@ class Outbox(SQLModel, table=True):
 
 
 class ProcessedMessage(SQLModel, table=True):
-    """Inbound DingTalk msgIds already acted on: a redelivered message changes nothing twice."""
+    """Inbound DingTalk msgIds already acted on: a redelivered message changes nothing twice. The
+    command's replies are kept with it, in its transaction, until they went out: a redelivered
+    message whose reply was lost (the process died, or no route would take it) is answered then."""
 
     msg_id: str = Field(primary_key=True)
     at: datetime = Field(sa_column=_at())
+    # the rendered replies (title, text, at_user_ids, actions, file_path); None on rows from
+    # before replies were kept, which count as answered
+    replies: list[dict] | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    replied_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
 
 
 class AuditEvent(SQLModel, table=True):

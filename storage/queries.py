@@ -8,7 +8,19 @@ from sqlalchemy import delete
 from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
 
-from storage.models import ChatGroup, Person, ProcessedMessage, Role, Task, Unit
+from storage.models import (
+    COLOURS,
+    ChatGroup,
+    Notice,
+    NoticeKind,
+    NoticeStatus,
+    Person,
+    ProcessedMessage,
+    Role,
+    Task,
+    Unit,
+    highest_colour,
+)
 
 
 def person(session: Session, user_id: str) -> Person | None:
@@ -73,3 +85,9 @@ def task_conversation(session: Session, task: Task) -> str:
 def forget_processed(session: Session, before: datetime) -> int:
     """Drop msgIds older than `before`: DingTalk redelivers within minutes, so a month is plenty."""
     return session.exec(delete(ProcessedMessage).where(ProcessedMessage.at < before)).rowcount
+
+
+def task_colour(session: Session, task_id: int) -> NoticeKind | None:
+    """The highest colour the task has received (extensions do not wash it off)."""
+    return highest_colour(session.exec(select(Notice.kind).where(
+        Notice.task_id == task_id, Notice.status == NoticeStatus.ISSUED, Notice.kind.in_(COLOURS))))

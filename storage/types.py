@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from sqlalchemy import DateTime
 from sqlalchemy.types import TypeDecorator
 
-from bot.clock import to_shanghai
+from storage.tz import to_shanghai
 
 
 class AwareDateTime(TypeDecorator[datetime]):

@@ -11,15 +11,20 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
 from sqlmodel import SQLModel
 
-from bot.clock import shanghai
 from bot.simulation import Simulation
 from storage.db import make_engine
+from storage.tz import shanghai
 from tests.emulator import Emulator
+
+if TYPE_CHECKING:
+    from tests.helpers import World
 
 # No test may reach a real DingTalk host. The SDK reads this variable once, when dingtalk_stream is
 # first imported (DingTalkStreamClient.OPEN_CONNECTION_API is a class attribute computed then), and
@@ -97,3 +102,13 @@ async def dingtalk(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Emulator]:
     monkeypatch.setenv("DINGTALK_OPENAPI_ENDPOINT", emulator.url)
     yield emulator
     await emulator.stop()
+
+
+@pytest.fixture
+async def world(dingtalk: Emulator, tmp_path: Path) -> AsyncIterator[World]:
+    """The bot wired as `duban run` wires it, on the emulator (tests.helpers.World)."""
+    # imported here, not on top: tests.helpers loads the SDK, which must see the endpoint set above first
+    from tests.helpers import running
+
+    async with running(dingtalk, tmp_path) as world:
+        yield world

@@ -27,14 +27,14 @@ from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescap
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from bot import render as words
 from bot.clock import Clock
 from bot.dashboard import data, svg
 from bot.settings import Settings
 from handlers.queries import COLOUR_WORDS
+from message_templates import render as words
 from reminders.calendar import WorkCalendar
-from reminders.ledger_export import LedgerView, write_ledger
-from reminders.reports import build_monthly, monthly_chart
+from reminders.ledger_export import write_ledger
+from reminders.reports import build_bulletin, monthly_chart
 from storage import queries
 from storage.dashboard import SESSION_LIFETIME, redeem_link, session_person
 from storage.db import transaction
@@ -226,7 +226,7 @@ class Dashboard:
                 return refusal(403, "全县台账仅供县领导和督查室导出。")
             now = self.clock.now()
             with tempfile.TemporaryDirectory(prefix="duban-board-") as tmp:
-                path = write_ledger(LedgerView(session, now), Path(tmp) / "ledger.xlsx")
+                path = write_ledger(session, now, Path(tmp) / "ledger.xlsx")
                 body = path.read_bytes()
             return _download(body, f"督办台账-{now:%Y%m%d-%H%M}.xlsx",
                              "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
@@ -239,8 +239,7 @@ class Dashboard:
                 return refusal(403, "积分图仅供县领导和督查室导出。")
             now = self.clock.now()
             filters = self._filters(request)
-            _, period, at = data.cutoff_of(filters, now)
-            bulletin = build_monthly(session, at, self.settings.rules, period)
+            bulletin = build_bulletin(session, data.period_of(filters, now), self.settings.rules)
             with tempfile.TemporaryDirectory(prefix="duban-board-") as tmp:
                 body = monthly_chart(bulletin, Path(tmp)).read_bytes()
             return _download(body, f"督办积分图-{bulletin.period.key}.png", "image/png")

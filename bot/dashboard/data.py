@@ -1,10 +1,10 @@
 """What the dashboard pages show, built from the same functions as the bulletins and the chat queries.
 
-Scores, ranks and the month's tallies are `reminders.reports.build_monthly` — for a past month exactly
-the bulletin `duban report monthly` prints, for the current month the same builder over the month to
-date. Waiting drafts are the weekly summary's (`waiting_drafts`), colours and open/closed are the
+Scores, ranks and the month's tallies are `reminders.reports.build_bulletin` — for a past month exactly
+the bulletin `duban report monthly` prints (build_monthly), for the current month the same builder over
+the month to date. Waiting drafts are the weekly summary's (`waiting_drafts`), colours and open/closed are the
 reports' `History`, the forecast is the policy's `upcoming` (as 预警), a unit's task rows are the 台账's
-`ledger_rows`. Nothing here counts a second way.
+`ledger_rows` (reminders/ledger.py). Nothing here counts a second way.
 """
 
 from __future__ import annotations
@@ -19,19 +19,17 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from bot.clock import SHANGHAI, to_shanghai
 from bot.settings import Settings
-from handlers.queries import ledger_rows
 from reminders.calendar import WorkCalendar
 from reminders.engine import notice_state, task_state
-from reminders.ledger_export import LedgerView
+from reminders.ledger import ledger_rows
 from reminders.policy import NoticeState, Policy
 from reminders.reports import (
     DraftRow,
     History,
     MonthlyBulletin,
     Period,
-    build_monthly,
+    build_bulletin,
     month_before,
     waiting_drafts,
 )
@@ -48,6 +46,7 @@ from storage.models import (
     Task,
     Unit,
 )
+from storage.tz import SHANGHAI, to_shanghai
 
 FORECAST_DAYS = 14
 NOTICE_STATE_COLUMNS = (Notice.id, Notice.kind, Notice.seq, Notice.cycle, Notice.status, Notice.due_at,
@@ -192,14 +191,14 @@ class Overview:
     periods: list[str]
 
 
-def cutoff_of(filters: Filters, now: datetime) -> tuple[datetime, Period | None, datetime]:
-    """(the moment the page describes, the bulletin period, the `at` to build it at)."""
+def period_of(filters: Filters, now: datetime) -> Period:
+    """The bulletin period a page shows: a past month (exactly `duban report monthly`'s), or this
+    month to now. Its end is the page's cut-off."""
     if not filters.period:
         start = datetime(now.year, now.month, 1, tzinfo=SHANGHAI)
-        return now, Period(start, now, f"{start:%Y-%m}"), now
+        return Period(start, now, f"{start:%Y-%m}")
     year, month = (int(p) for p in filters.period.split("-"))
-    end = datetime(year + month // 12, month % 12 + 1, 1, tzinfo=SHANGHAI)
-    return end, None, end
+    return month_before(datetime(year + month // 12, month % 12 + 1, 1, tzinfo=SHANGHAI))
 
 
 def recent_periods(now: datetime, count: int = 12) -> list[str]:
@@ -213,9 +212,10 @@ def recent_periods(now: datetime, count: int = 12) -> list[str]:
 
 def overview(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar, scope: Scope,
              filters: Filters, histories: Histories) -> Overview:
-    cutoff, period, at = cutoff_of(filters, now)
+    period = period_of(filters, now)
+    cutoff = period.end
     history = histories.at(session, cutoff, live=not filters.period)  # one read serves bulletin and counts
-    bulletin = build_monthly(session, at, settings.rules, period, history)
+    bulletin = build_bulletin(session, period, settings.rules, history)
     rows = {u.unit.id: UnitRow(rank=u.rank, unit=u.unit, score=u.year.total, year=u.year.count, month=u.month.count,
                                due=u.due, on_time=u.on_time) for u in bulletin.units}
     tasks = [t for t in history.tasks.values() if scope.sees_unit(t.lead_unit_id)
@@ -296,7 +296,7 @@ def unit_tasks(session: Session, now: datetime, unit: Unit, filters: Filters, sh
         query = query.where(Task.status.in_(OPEN_STATUSES))
     if filters.category:
         query = query.where(Task.category == filters.category)
-    rows = [_finished(row) for row in ledger_rows(LedgerView(session, now), list(session.exec(query)))]
+    rows = [_finished(row) for row in ledger_rows(session, now, list(session.exec(query)))]
     if filters.colour:
         rows = [r for r in rows if r["colour"] is filters.colour]
     events = trails(session, [r["task"].id for r in rows])
@@ -323,7 +323,7 @@ def trails(session: Session, task_ids: list[int]) -> dict[int, list[AuditEvent]]
 
 
 def task_detail(session: Session, now: datetime, task: Task) -> dict:
-    row = _finished(ledger_rows(LedgerView(session, now), [task])[0])
+    row = _finished(ledger_rows(session, now, [task])[0])
     row["events"] = trails(session, [task.id]).get(task.id, [])
     row["notices"] = list(session.exec(select(Notice).where(Notice.task_id == task.id)
                                        .order_by(Notice.created_at, Notice.id)))

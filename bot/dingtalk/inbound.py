@@ -12,11 +12,13 @@ import dingtalk_stream
 from dingtalk_stream import AckMessage, CallbackMessage, ChatbotMessage
 from tenacity import AsyncRetrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from bot.channel import Incoming, Reply
-from bot.clock import Clock, to_shanghai
+from bot.clock import Clock
 from bot.dingtalk.markdown import compose
 from bot.dingtalk.openapi import OpenApiClient
-from bot.outbox import SendError
+from bot.transport import SendError
+from handlers.incoming import Incoming
+from message_templates.reply import Reply
+from storage.tz import to_shanghai
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,9 @@ Dispatch = Callable[[Incoming], Awaitable[list[Reply]]]
 # Delivers a Reply through the outbox instead (group or sender): used when the session webhook
 # keeps failing. (A file goes through the outbox from the handler: a session webhook cannot carry it.)
 ViaOutbox = Callable[[Incoming, Reply], Awaitable[None]]
+# Told when every reply to a message went out (webhook or outbox): the bot keeps a command's
+# replies until then, and answers a redelivered message with them if they never did.
+Replied = Callable[[Incoming], Awaitable[None]]
 
 
 def to_incoming(message: ChatbotMessage, *, robot_name: str, received_at: datetime) -> Incoming:
@@ -58,13 +63,15 @@ class InboundHandler(dingtalk_stream.ChatbotHandler):
     returns): a message that failed is logged, never left to come back forever."""
 
     def __init__(self, dispatch: Dispatch, client: OpenApiClient, clock: Clock, *, robot_name: str = "",
-                 via_outbox: ViaOutbox | None = None, reply_attempts: int = 3) -> None:
+                 via_outbox: ViaOutbox | None = None, replied: Replied | None = None,
+                 reply_attempts: int = 3) -> None:
         super().__init__()
         self._dispatch = dispatch
         self._client = client
         self._clock = clock
         self._robot_name = robot_name
         self._via_outbox = via_outbox
+        self._replied = replied
         self._reply_attempts = reply_attempts
         self.handled = 0  # read by the metrics endpoint
         self.failed = 0
@@ -75,15 +82,18 @@ class InboundHandler(dingtalk_stream.ChatbotHandler):
             incoming = to_incoming(message, robot_name=self._robot_name, received_at=to_shanghai(self._clock.now()))
             log.info("inbound msg=%s from=%s conversation=%s", incoming.msg_id, incoming.sender_id,
                      incoming.conversation_id)
-            for reply in await self._dispatch(incoming):
-                await self._reply(incoming, reply)
+            replies = await self._dispatch(incoming)
+            delivered = [await self._reply(incoming, reply) for reply in replies]
+            if replies and all(delivered) and self._replied:
+                await self._replied(incoming)
             self.handled += 1
         except Exception:
             self.failed += 1
             log.exception("inbound frame=%s failed; acked anyway", callback.headers.message_id)
         return AckMessage.STATUS_OK, "OK"
 
-    async def _reply(self, incoming: Incoming, reply: Reply) -> None:
+    async def _reply(self, incoming: Incoming, reply: Reply) -> bool:
+        """Whether the reply went out (the webhook took it, or the outbox holds it)."""
         if reply.text.strip():
             markdown = compose(reply.text, reply.actions, reply.at_user_ids)
             try:
@@ -99,10 +109,12 @@ class InboundHandler(dingtalk_stream.ChatbotHandler):
             except SendError as exc:
                 log.warning("reply to msg=%s through the session webhook failed (%s): via the outbox",
                             incoming.msg_id, exc)
-                await self._outbox(incoming, reply)
+                return await self._outbox(incoming, reply)
+        return True
 
-    async def _outbox(self, incoming: Incoming, reply: Reply) -> None:
+    async def _outbox(self, incoming: Incoming, reply: Reply) -> bool:
         if self._via_outbox is None:
             log.error("reply to msg=%s not delivered: no outbox route configured", incoming.msg_id)
-            return
+            return False
         await self._via_outbox(incoming, reply)
+        return True

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from urllib.parse import quote
 
-from bot.channel import Action
+from message_templates.reply import Action
 
 
 def action_link(action: Action) -> str:

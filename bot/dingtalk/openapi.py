@@ -1,7 +1,8 @@
 """DingTalk's HTTP APIs: token, robot messages, session-webhook replies, media, the org chart.
 
-Every failure becomes a bot.outbox.SendError: transient (worth retrying later: 5xx, 429,
-throttling error codes, timeouts, dropped connections) or permanent (anything else). Retrying is
+Every failure becomes a bot.transport.SendError: transient (worth retrying later: 5xx, 429,
+throttling error codes, timeouts, dropped connections) or permanent (anything else); a timeout or
+a connection lost after the request went out is also `maybe_delivered` (the outcome is unknown). Retrying is
 the outbox's job, not this client's; the one retry here is after refreshing a rejected token.
 """
 
@@ -22,7 +23,7 @@ from typing import Any, Literal
 import httpx
 
 from bot.dingtalk.settings import DingTalkSettings
-from bot.outbox import SendError
+from bot.transport import SendError
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +34,7 @@ TOKEN_REFRESH_MARGIN = 300.0  # seconds before expireIn that we fetch a new toke
 TRANSIENT_ERRCODES = {-1, 90002, 90018, 90019}
 QUOTA_ERRCODE = 90020  # the organisation's monthly call quota: retry much later, not never
 QUOTA_RETRY_SECONDS = 3600.0
+CREDENTIALS_RETRY_SECONDS = 300.0  # refused app credentials: look again every few minutes
 TOKEN_ERRCODES = {40014, 42001}  # invalid / expired access_token on the oapi host
 
 Auth = Literal["header", "query", "none"]
@@ -68,11 +70,16 @@ class OpenApiClient:
     async def access_token(self) -> str:
         async with self._token_lock:
             if self._token is None or self._monotonic() >= self._token_refresh_at:
-                body = await self._request(
-                    "POST", f"{self._settings.openapi_endpoint}/v1.0/oauth2/accessToken", auth="none",
-                    json={"appKey": self._settings.client_id,
-                          "appSecret": self._settings.client_secret.get_secret_value()},
-                )
+                try:
+                    body = await self._request(
+                        "POST", f"{self._settings.openapi_endpoint}/v1.0/oauth2/accessToken", auth="none",
+                        json={"appKey": self._settings.client_id,
+                              "appSecret": self._settings.client_secret.get_secret_value()},
+                    )
+                except SendError as exc:
+                    if exc.transient:
+                        raise
+                    raise _credentials_refused(str(exc)) from exc
                 expire_in = float(body["expireIn"])
                 self._token = str(body["accessToken"])
                 self._token_refresh_at = self._monotonic() + max(expire_in - TOKEN_REFRESH_MARGIN, expire_in / 2)
@@ -151,7 +158,7 @@ class OpenApiClient:
         try:
             return await self._request(method, url, auth=auth, token=token, **kwargs)
         except _TokenRejected as exc:
-            raise SendError(f"{_path(url)}: access token rejected twice", transient=False) from exc
+            raise _credentials_refused(f"{_path(url)}: access token rejected twice") from exc
 
     async def _request(self, method: str, url: str, *, auth: Auth, token: str | None = None,
                        params: Mapping[str, str] | None = None, **kwargs: Any) -> dict[str, Any]:
@@ -162,15 +169,29 @@ class OpenApiClient:
         try:
             # params=None, not {}: an empty mapping would wipe a query already in the URL (webhooks)
             response = await self._http.request(method, url, headers=headers, params=query or None, **kwargs)
-        except httpx.TimeoutException as exc:
-            raise SendError(f"{_path(url)}: timed out", transient=True) from exc
-        except httpx.TransportError as exc:  # refused, reset, closed without an answer
-            raise SendError(f"{_path(url)}: {type(exc).__name__} {exc}", transient=True) from exc
+        except _NOT_SENT as exc:  # refused, or never connected: DingTalk saw nothing
+            raise SendError(f"{_path(url)}: not sent ({type(exc).__name__} {exc})", transient=True) from exc
+        except httpx.TransportError as exc:  # timed out or cut off after the request left: DingTalk may have acted
+            raise SendError(f"{_path(url)}: no answer ({type(exc).__name__} {exc})", transient=True,
+                            maybe_delivered=True) from exc
         return _checked(response, auth)
+
+
+# Failures before a byte of the request reached DingTalk. Every other transport failure (a read or
+# write timeout, a reset, a connection closed without an answer) leaves the outcome unknown.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol,
+             httpx.ProxyError, httpx.LocalProtocolError)
 
 
 class _TokenRejected(Exception):
     pass
+
+
+def _credentials_refused(detail: str) -> SendError:
+    """Our app's credentials refused: every message would fail alike, so none is given up on —
+    they wait (a few minutes at a time) until the operator fixes the secret."""
+    return SendError(f"钉钉拒绝了应用凭据（{detail}）", transient=True, retry_after=CREDENTIALS_RETRY_SECONDS,
+                     credentials=True)
 
 
 def _checked(response: httpx.Response, auth: Auth) -> dict[str, Any]:

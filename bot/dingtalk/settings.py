@@ -7,8 +7,8 @@ import os
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from bot.outbox import DEFAULT_RATE_PER_SECOND
-from bot.settings import ENV_FILE
+from bot.transport import DEFAULT_RATE_PER_SECOND
+from reminders.rules import ENV_FILE
 
 # DingTalk refused the app's Client ID / Secret: the one sentence the log and the CLI give for it
 CREDENTIALS_REJECTED = "钉钉拒绝了应用凭据，请检查 DUBAN_DINGTALK_CLIENT_ID / CLIENT_SECRET"

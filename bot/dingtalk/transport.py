@@ -1,15 +1,15 @@
-"""bot.outbox.Transport over DingTalk's robot APIs: users by oToMessages/batchSend (up to 20 at a
+"""bot.transport.Transport over DingTalk's robot APIs: users by oToMessages/batchSend (up to 20 at a
 time), groups by groupMessages/send. Neither API takes an @ list: @-mentions in a group go through
 the session-webhook reply to the message that caused them (bot.dingtalk.inbound)."""
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from bot.dingtalk.markdown import compose
 from bot.dingtalk.openapi import MAX_BATCH_USERS, OpenApiClient
-from bot.outbox import OutgoingMessage, SendError
+from bot.transport import OutgoingMessage, SendError
 
 
 class DingTalkTransport:
@@ -23,11 +23,11 @@ class DingTalkTransport:
         # upload first: it is the likeliest step to fail, and failing before the caption went
         # out means a retry repeats nothing
         if message.image_path:
-            media_id = await self._client.upload_media(Path(message.image_path), "image")
+            media_id = await self._upload(Path(message.image_path), "image")
             payloads.append(("sampleImageMsg", {"photoURL": media_id}))
         elif message.file_path:
             path = Path(message.file_path)
-            media_id = await self._client.upload_media(path, "file")
+            media_id = await self._upload(path, "file")
             payloads.append(("sampleFile", {"mediaId": media_id, "fileName": path.name,
                                             "fileType": path.suffix.lstrip(".").lower()}))
         if message.text.strip():
@@ -37,6 +37,12 @@ class DingTalkTransport:
         for msg_key, param in payloads:
             failures |= await self._send(message, msg_key, param)
         return failures
+
+    async def _upload(self, path: Path, kind: Literal["image", "file"]) -> str:
+        try:
+            return await self._client.upload_media(path, kind)
+        except SendError as exc:  # an upload that may have landed sends nobody anything
+            raise SendError(str(exc), transient=exc.transient, retry_after=exc.retry_after) from exc
 
     async def _send(self, message: OutgoingMessage, msg_key: str, param: dict[str, Any]) -> dict[str, SendError]:
         if message.target == "group":

@@ -9,7 +9,7 @@ database at the previous head; here a throwaway in-memory one):
     with make_engine('sqlite://').begin() as c:
         command.upgrade(alembic_config(c), 'head')
         command.revision(alembic_config(c), message='what changed', autogenerate=True, rev_id='0002')"
-then read the generated file under versions/ and trim it; tests/test_migrations.py checks the result.
+then read the generated file under versions/ and trim it; tests/storage/test_migrations.py checks the result.
 """
 
 from __future__ import annotations

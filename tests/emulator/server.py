@@ -2,7 +2,7 @@
 host (api.dingtalk.com), the old oapi host and the session webhooks, with their wire formats.
 
 It records every request and every delivered message, and injects faults on demand: 5xx, 429 with
-Retry-After, DingTalk's throttling codes, answers slower than the client waits, connections
+Retry-After, DingTalk's throttling codes, answers slower than the client waits (with or without delivering), connections
 dropped without an answer, a per-second rate limit, `disconnect` frames, dropped websockets and
 redelivered frames; and it holds sends mid-call, to accept them or not (for kill tests). Wire
 formats follow open-dingtalk/developerpedia docs/learn/stream/protocol.md, the SDK's frames.py and
@@ -46,6 +46,7 @@ class Fault(StrEnum):
     THROTTLED = "throttled"  # 403 QpsLimitForApi on the new API, errcode 90002 on oapi and webhooks
     TIMEOUT = "timeout"  # answers (504) only after the client has given up; nothing is delivered
     DROP = "drop"  # closes the connection without an answer
+    LATE = "late"  # delivers, but answers only after the client has given up
 
 
 @dataclass(frozen=True)
@@ -182,6 +183,11 @@ class Emulator:
         the sender before or after DingTalk accepted a message."""
         self._holding = frozenset(paths)
 
+    @property
+    def waiting(self) -> bool:
+        """Whether a held send still waits for a decision (its client has not given up on it)."""
+        return any(not held.decision.done() for held in self.held)
+
     async def accept_held(self) -> None:
         """Accept the first held send; returns once its 200 is written to the socket."""
         held = next(h for h in self.held if not h.decision.done())
@@ -245,6 +251,10 @@ class Emulator:
         if kind is Fault.TIMEOUT:
             await asyncio.sleep(self.slow_seconds)
             return web.json_response({"code": "GatewayTimeout"}, status=504)
+        if kind is Fault.LATE:
+            response = await handler(request)
+            await asyncio.sleep(self.slow_seconds)
+            return response
         assert request.transport is not None
         request.transport.abort()  # Fault.DROP
         raise web.HTTPServiceUnavailable  # nobody hears it: the connection is gone

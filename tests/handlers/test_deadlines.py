@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from bot.clock import SHANGHAI, shanghai
-from bot.settings import Rules
 from handlers.deadlines import DeadlineError, describe, extract_deadline, parse_deadline
 from reminders.calendar import WorkCalendar
+from reminders.rules import Rules
+from storage.tz import SHANGHAI, shanghai
 
 CAL = WorkCalendar()
 RULES = Rules()

@@ -11,12 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlmodel import Session, select
 
-from bot.channel import Incoming
-from bot.clock import shanghai as sh
-from bot.render import user_text
 from bot.simulation import Simulation
+from handlers.incoming import Incoming
+from message_templates.render import user_text
 from storage.models import Outbox, ProgressReport, Task
-from tests.handlers.test_tasks import dump
+from storage.tz import shanghai as sh
+from tests.helpers import dump
 
 EXAMPLES = settings(max_examples=2000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 FRAGMENTS = [

@@ -17,10 +17,10 @@ import yaml
 from _pytest.mark import ParameterSet
 from sqlmodel import Session, select
 
-from bot.channel import Incoming, Reply
-from bot.clock import shanghai as sh
 from bot.simulation import ROSTER, Simulation
+from handlers.incoming import Incoming
 from handlers.queries import suggest
+from message_templates.reply import Reply
 from storage.models import (
     ExtensionRequest,
     ExtensionStatus,
@@ -31,16 +31,26 @@ from storage.models import (
     TaskStatus,
     Unit,
 )
-from tests.handlers.test_tasks import dump
+from storage.tz import shanghai as sh
+from tests.helpers import (
+    DEPUTY,
+    DIRECTOR,
+    HEAD,
+    LEADER,
+    LIAISON,
+    OFFICE,
+    OTHER_HEAD,
+    OTHER_LIAISON,
+    START,
+    STRANGER,
+    VICE,
+    dump,
+)
 
-LEADER, DEPUTY, VICE, DIRECTOR, OFFICE = "u_xianzhang", "u_changwu", "u_fuxianzhang", "u_zhuren", "u_ducha1"
-HEAD, LIAISON, OTHER_HEAD, OTHER_LIAISON = "u_zhujian", "u_zhujian_ll", "u_yingji", "u_yingji_ll"
-STRANGER = "u_stranger"
 GROUP = "cid_all_units"
 CODE = "DB-2026-0001"
 TITLE = "燃气管道隐患排查"
 UNITS = ("县住建局", "县应急局", "县市场监管局", "县教育局", "城关镇", "文星街道")
-START = sh(2026, 11, 23, 9, 30)  # the `sim` fixture's Monday
 DEFAULT_DEADLINE = sh(2026, 12, 2, 17, 30)  # 7 working days after 11月23日 (第三条)
 TASK_CODE = re.compile(r"DB-2026-\d{4}")
 SECOND = "DB-2026-0002"

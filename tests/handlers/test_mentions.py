@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from bot.channel import Incoming, Reply
+from handlers.incoming import Incoming
+from message_templates.reply import Reply
 from storage.models import Outbox, Task, Unit
-from tests.handlers.test_tasks import dump
+from tests.helpers import EDU_HEAD, HEAD, LEADER, LIAISON, dump
 
-LEADER, HEAD, LIAISON, EDU_HEAD, DEPUTY = "u_xianzhang", "u_zhujian", "u_zhujian_ll", "u_jiaoyu", "u_changwu"
 GROUP = "cid_leaders"
 
 

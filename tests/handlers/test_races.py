@@ -13,8 +13,8 @@ from pathlib import Path
 
 from sqlmodel import Session, func, select
 
-from bot.channel import Incoming, Reply
-from bot.clock import shanghai as sh
+from handlers.incoming import Incoming
+from message_templates.reply import Reply
 from storage.models import (
     ExtensionRequest,
     ExtensionStatus,
@@ -26,9 +26,9 @@ from storage.models import (
     Task,
     TaskStatus,
 )
+from storage.tz import shanghai as sh
+from tests.helpers import DEPUTY, DIRECTOR, HEAD, LEADER, LIAISON, OFFICE
 
-LEADER, DEPUTY, DIRECTOR, OFFICE = "u_xianzhang", "u_changwu", "u_zhuren", "u_ducha1"
-HEAD, LIAISON = "u_zhujian", "u_zhujian_ll"
 ROUNDS = 20
 TEMPLATES = Path(__file__).resolve().parents[2] / "message_templates"
 ERROR_TITLES = {m[1] for p in TEMPLATES.glob("error_*.md.j2")

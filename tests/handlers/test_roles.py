@@ -13,15 +13,15 @@ from pathlib import Path
 import pytest
 
 from bot.app import Bot
-from bot.channel import Incoming
 from bot.clock import FakeClock
-from bot.clock import shanghai as sh
 from bot.settings import Settings
 from bot.simulation import Simulation
+from handlers.incoming import Incoming
 from handlers.registry import primary_commands
 from reminders.calendar import WorkCalendar
 from storage.db import make_engine
-from tests.handlers.test_tasks import dump
+from storage.tz import shanghai as sh
+from tests.helpers import dump
 
 PEOPLE = {
     "county_head": "u_xianzhang", "executive_deputy": "u_changwu", "deputy": "u_fuxianzhang",
@@ -29,7 +29,8 @@ PEOPLE = {
     "liaison": "u_zhujian_ll", "stranger": "u_nobody",
 }
 # The prepared county (see `county`): T1 open and unacknowledged, T2 reported done, T3 with a pending
-# extension request, T4 with a yellow draft waiting for 常务副县长, T5 open; all 县长's, all 县住建局's.
+# extension request, T4 with a yellow draft waiting for 常务副县长, T5 open, T6 assigned today (so still
+# within the 5 working days for 难以执行), T7 with a 难以执行 report waiting; all 县长's, all 县住建局's.
 COMMANDS = {
     "交办": "交办 县教育局 校园安全隐患排查 截止12月20日",
     "签收": "签收 DB-2026-0001",
@@ -45,6 +46,11 @@ COMMANDS = {
     "签发": "签发 DB-2026-0004-Y1",
     "暂缓": "暂缓 DB-2026-0004-Y1 当面督促",
     "通报": "通报",
+    "部署": "部署 DB-2026-0001 成立专班推进",
+    "难以执行": "难以执行 DB-2026-0006 需协调多部门",
+    "继续执行": "继续执行 DB-2026-0007",
+    "暂缓执行": "暂缓执行 DB-2026-0007 12月30日 待政策明确",
+    "调整要求": "调整要求 DB-2026-0007 12月30日 先完成城区部分",
     "看板": "看板",
     "台账": "台账", "我的": "我的", "查询": "查询 DB-2026-0001", "积分": "积分", "预警": "预警 7", "帮助": "帮助",
 }
@@ -63,6 +69,10 @@ CHANGES = {  # who changes the database with each command, on the prepared count
     "签发": {"executive_deputy", "county_head"},  # a yellow: 常务副县长 (or 县长)
     "暂缓": {"executive_deputy", "county_head"},
     "通报": {"supervisor"},  # the monthly bulletin, issued now by the 督查室
+    "部署": UNIT, "难以执行": UNIT,  # 湖北 (七) / (六): the unit's own statements
+    "继续执行": {"county_head", "supervisor"},  # answering 难以执行: the assigner, or the 督查室
+    "暂缓执行": {"county_head", "supervisor"},
+    "调整要求": {"county_head", "supervisor"},
     "看板": LEADERS | {"supervisor"},  # a sign-in link to the dashboard (a link row, a DM)
 }
 ANSWERS = {"台账": ROSTER, "我的": ROSTER, "查询": ROSTER, "积分": ROSTER, "预警": ROSTER, "帮助": set(PEOPLE)}
@@ -84,6 +94,9 @@ def county(tmp_path_factory) -> Path:
     sim.say("u_zhujian", "办结 DB-2026-0002 已完成")
     sim.say("u_zhujian", "延期 DB-2026-0003 12月25日 需等待省里批复")
     assert sim.wait_for_draft("DB-2026-0004", sh(2026, 12, 7, 18)) == "DB-2026-0004-Y1"
+    for text in ["交办 县住建局 第六项 截止12月18日", "交办 县住建局 第七项 截止12月18日"]:
+        assert sim.say("u_xianzhang", text, group="cid_leaders")[0].title.startswith("已交办")
+    assert sim.say("u_zhujian", "难以执行 DB-2026-0007 需协调多部门")[0].title.startswith("难以执行已反馈")
     sim.engine.dispose()
     return folder / "county.db"
 

@@ -1,0 +1,223 @@
+"""The outbox's row state: what is queued (enqueue), who holds what (claim, lease) and how it ended.
+
+Rows are written in the same transaction as the change that caused them (handlers, the engine,
+reports), so nothing is lost; bot/outbox.py folds, paces, sends and retries them through these
+functions. See bot/outbox.py for the delivery guarantees: the lease, the order per recipient and
+the counted "possible duplicate" cases (`COUNTERS`).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
+
+from message_templates.render import render
+from message_templates.reply import Reply
+from storage import queries
+from storage.db import is_postgres, transaction
+from storage.models import ChatGroup, Outbox, OutboxStatus, Person, Role, Task
+
+log = logging.getLogger(__name__)
+
+LEASE = timedelta(minutes=5)
+CLAIM_LIMIT = 100  # rows per round; at the default rate a round fits well inside half a lease
+DEAD_LETTER_TEMPLATE = "delivery_dead"
+
+
+@dataclass
+class DeliveryCounters:
+    """Sends that may have reached someone twice, for /metrics (bot.run)."""
+
+    unknown_outcome: int = 0  # rows retried after a send whose answer never came
+    lease_expired: int = 0  # rows taken over, and sent again, after their claimer's lease ran out
+
+
+COUNTERS = DeliveryCounters()
+
+
+def enqueue(
+    session: Session,
+    reply: Reply,
+    *,
+    target: str,
+    recipient: str,
+    deliver_after: datetime,
+    now: datetime,
+    task_id: int | None = None,
+    notice_id: int | None = None,
+) -> Outbox:
+    row = Outbox(
+        target=target,
+        recipient=recipient,
+        at_user_ids=list(reply.at_user_ids),
+        title=reply.title,
+        text=reply.text,
+        actions=[[a.label, a.command] for a in reply.actions],
+        file_path=reply.file_path,
+        deliver_after=deliver_after,
+        created_at=now,
+        task_id=task_id,
+        notice_id=notice_id,
+    )
+    session.add(row)
+    return row
+
+
+def claim_due(engine: Engine, now: datetime, worker: str, limit: int = CLAIM_LIMIT) -> list[Outbox]:
+    """Take the rows due now (and rows whose claimer's lease ran out) for this worker, in send
+    order, skipping every recipient whose earlier undelivered row this worker cannot take."""
+    with transaction(engine) as session:
+        query = (
+            select(Outbox)
+            .where(
+                or_(
+                    (Outbox.status == OutboxStatus.PENDING)
+                    & (Outbox.deliver_after <= now)
+                    & (Outbox.claimed_until.is_(None) | (Outbox.claimed_until <= now)),
+                    (Outbox.status == OutboxStatus.SENDING) & (Outbox.claimed_until < now),
+                )
+            )
+            .order_by(Outbox.deliver_after, Outbox.id)
+            .limit(limit)
+        )
+        if is_postgres(engine):
+            query = query.with_for_update(skip_locked=True)
+        candidates = {row.id: row for row in session.exec(query)}
+        if not candidates:
+            return []
+        lanes = {(row.target, row.recipient) for row in candidates.values()}
+        # Every undelivered row of those recipients, in send order. A row another worker holds
+        # (a live lease, or a lock SKIP LOCKED stepped over), or one backing off, blocks the rest.
+        undelivered = session.exec(
+            select(Outbox.id, Outbox.target, Outbox.recipient)
+            .where(Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)))
+            .where(Outbox.recipient.in_({recipient for _, recipient in lanes}))
+            .order_by(Outbox.deliver_after, Outbox.id)
+        )
+        blocked: set[tuple[str, str]] = set()
+        claimed = []
+        for row_id, target, recipient in undelivered:
+            lane = (target, recipient)
+            if lane not in lanes or lane in blocked:
+                continue
+            if row_id in candidates:
+                claimed.append(candidates[row_id])
+            else:
+                blocked.add(lane)
+        for row in claimed:
+            if row.status == OutboxStatus.SENDING:
+                COUNTERS.lease_expired += 1
+                log.warning("outbox row=%s lease of %s expired, sending again: possible duplicate",
+                            row.id, row.claimed_by)
+            row.status, row.claimed_by, row.claimed_until = OutboxStatus.SENDING, worker, now + LEASE
+            row.attempts += 1
+            session.add(row)
+        return claimed
+
+
+def next_due(engine: Engine) -> datetime | None:
+    """The earliest moment at which some recipient's queue can move: its first undelivered row
+    falling due, its retry time, or the end of another worker's lease. May lie in the past, which
+    means "now". Rows held back behind a retry do not count: only each recipient's first row does."""
+    with Session(engine) as session:
+        undelivered = session.exec(
+            select(Outbox.target, Outbox.recipient, Outbox.deliver_after, Outbox.claimed_until)
+            .where(Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)))
+            .order_by(Outbox.deliver_after, Outbox.id)
+        )
+        first: dict[tuple[str, str], datetime] = {}
+        for target, recipient, deliver_after, claimed_until in undelivered:
+            if (target, recipient) not in first:
+                first[(target, recipient)] = max(deliver_after, claimed_until or deliver_after)
+    return min(first.values(), default=None)
+
+
+def _mine(ids: Sequence[int], worker: str) -> ColumnElement[bool]:
+    return (Outbox.id.in_(ids)) & (Outbox.status == OutboxStatus.SENDING) & (Outbox.claimed_by == worker)
+
+
+def renew_lease(engine: Engine, ids: Sequence[int], worker: str, until: datetime) -> None:
+    with transaction(engine) as session:
+        session.exec(update(Outbox).where(_mine(ids, worker)).values(claimed_until=until))
+
+
+def mark_sent(engine: Engine, ids: Sequence[int], worker: str, now: datetime) -> None:
+    with transaction(engine) as session:
+        result = session.exec(
+            update(Outbox).where(_mine(ids, worker))
+            .values(status=OutboxStatus.SENT, sent_at=now, claimed_until=None)
+        )
+    if result.rowcount != len(ids):
+        log.error("outbox rows=%s sent after our lease was taken over: possibly sent twice", ids)
+
+
+def release(engine: Engine, ids: Sequence[int], worker: str) -> None:
+    with transaction(engine) as session:
+        session.exec(
+            update(Outbox).where(_mine(ids, worker))
+            .values(status=OutboxStatus.PENDING, claimed_by=None, claimed_until=None,
+                    attempts=Outbox.attempts - 1)
+        )
+
+
+def mark_failed(engine: Engine, ids: Sequence[int], worker: str, now: datetime, error: str, *,
+                maybe_delivered: bool, retry_at: Callable[[Outbox], datetime | None]) -> None:
+    """The send failed: each row goes back PENDING until `retry_at(row)`, or DEAD when that is None
+    (and the 督查室 is told, in the same transaction)."""
+    with transaction(engine) as session:
+        rows = list(session.exec(select(Outbox).where(_mine(ids, worker))))
+        dead = []
+        for row in rows:
+            row.last_error = error[:500]
+            row.claimed_by = None
+            if maybe_delivered:
+                COUNTERS.unknown_outcome += 1
+                log.warning("outbox row=%s to=%s attempt=%s: no answer from DingTalk (%s), it may have "
+                            "been delivered: possible duplicate if it goes out again", row.id, row.recipient,
+                            row.attempts, error)
+            retry = retry_at(row)
+            if retry is not None:
+                row.status = OutboxStatus.PENDING
+                row.claimed_until = retry
+                log.info("outbox row=%s to=%s attempt=%s failed, retry_at=%s error=%s",
+                         row.id, row.recipient, row.attempts, row.claimed_until.isoformat(), error)
+            else:
+                row.status, row.claimed_until = OutboxStatus.DEAD, None
+                log.error("outbox row=%s to=%s is dead after %s attempts: %s",
+                          row.id, row.recipient, row.attempts, error)
+                dead.append(row)
+            session.add(row)
+        if dead:
+            _tell_supervisors(session, dead, error, now)
+
+
+def _tell_supervisors(session: Session, dead: list[Outbox], error: str, now: datetime) -> None:
+    """One message to each 督查室 member naming what died, in the same transaction as the DEAD mark."""
+    supervisors = queries.people_with_role(session, Role.SUPERVISOR)
+    first = dead[0]
+    recipient = session.get(Person, first.recipient) if first.target == "user" else session.exec(
+        select(ChatGroup).where(ChatGroup.conversation_id == first.recipient)).first()
+    if first.target == "user" and isinstance(recipient, Person) and recipient.role == Role.SUPERVISOR \
+            and first.task_id is None:
+        return  # a dead letter about a dead letter would loop: a broken 督查室 id is only logged
+    task = session.get(Task, first.task_id) if first.task_id else None
+    reply = render(
+        DEAD_LETTER_TEMPLATE,
+        target=first.target,
+        recipient_id=first.recipient,
+        recipient_name=recipient.name if recipient else "",
+        message_title=first.title,
+        created_at=first.created_at,
+        attempts=first.attempts,
+        error=error,
+        task_code=task.code if task else "",
+        rows=len(dead),
+    )
+    for person in supervisors:
+        enqueue(session, reply, target="user", recipient=person.user_id, deliver_after=now, now=now)
