@@ -237,6 +237,16 @@ class Outbox(SQLModel, table=True):
     notice_id: int | None = None
 
 
+class PendingQuestion(SQLModel, table=True):
+    """A card button that needs words (汇报进展, 申请延期 …) was tapped: the bot asked, and this
+    person's next message in this chat, within minutes, is the rest of `command`."""
+
+    user_id: str = Field(primary_key=True)
+    conversation_id: str = Field(primary_key=True)  # "" for the one-to-one chat with the robot
+    command: str  # the command so far: "进展 DB-2026-0042"
+    asked_at: datetime = Field(sa_column=_at())
+
+
 class ProcessedMessage(SQLModel, table=True):
     """Inbound DingTalk msgIds already acted on: a redelivered message changes nothing twice. The
     command's replies are kept with it, in its transaction, until they went out: a redelivered

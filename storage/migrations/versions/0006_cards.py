@@ -1,0 +1,35 @@
+"""Interactive cards: the questions a tapped button asked (pendingquestion).
+
+Revision ID: 0006
+Revises: 0004
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+import sqlmodel
+from alembic import op
+
+import storage.types
+
+revision: str = '0006'
+down_revision: str | None = '0004'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    op.create_table(
+        'pendingquestion',
+        sa.Column('user_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column('conversation_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column('command', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column('asked_at', storage.types.AwareDateTime(), nullable=False),
+        sa.PrimaryKeyConstraint('user_id', 'conversation_id'),
+    )
+
+
+def downgrade() -> None:
+    op.drop_table('pendingquestion')
