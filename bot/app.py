@@ -44,7 +44,7 @@ class Bot:
         self.settings = settings
         self.clock = clock
         self.calendar = calendar
-        self.escalation = Escalation(calendar, settings.rules)
+        self.escalation = Escalation(calendar, settings.rules, cards=settings.dingtalk_cards)
         self.services = Services(settings, calendar, self.escalation)
 
     def load_roster(self, path: Path) -> RosterChange:

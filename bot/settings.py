@@ -24,3 +24,5 @@ class Settings(BaseSettings):
     year_end_report: str = "12-31"  # MM-DD: the year-end report covers the year it is issued in
     reports_dir: Path = Path("reports")  # chart images wait here until the outbox delivers them
     rules: Rules = Field(default_factory=Rules)
+    # interactive cards, kept current in place (DUBAN_DINGTALK_CARDS, as DingTalkSettings.cards reads it)
+    dingtalk_cards: bool = True

@@ -125,7 +125,7 @@ async def running(dingtalk: Emulator, tmp_path: Path, *, outbox: bool = True,
     engine = make_engine(url)
     create_schema(engine)
     clock = FakeClock(START)
-    bot = Bot(engine, Settings(database_url=url), clock, WorkCalendar())
+    bot = Bot(engine, Settings(database_url=url, dingtalk_cards=cards), clock, WorkCalendar())
     bot.load_roster(ROSTER)
     client = OpenApiClient(settings)
     taps = CardCallbackHandler(bot.handle, outbox_route(engine, clock), clock, replied=bot.mark_replied)

@@ -37,8 +37,9 @@ Replied = Callable[[Incoming], Awaitable[None]]
 
 
 def out_track_id(message: OutgoingMessage) -> str:
-    """Derived from the outbox rows it carries: a send retried after an unknown outcome reuses it."""
-    return f"duban-{message.target}-{'-'.join(map(str, message.outbox_ids[:1]))}"
+    """The card's own id (storage/cards.py), else one derived from the outbox rows it carries: either
+    way a send retried after an unknown outcome reuses it."""
+    return message.card_id or f"duban.o{'-'.join(map(str, message.outbox_ids[:1]))}.{message.target}"
 
 
 def open_space_id(target: str, recipient: str) -> str:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from bot.dingtalk.cards import deliver_body
+from bot.dingtalk.cards import card_data, deliver_body
 from bot.dingtalk.markdown import compose
 from bot.dingtalk.openapi import MAX_BATCH_USERS, OpenApiClient
 from bot.transport import OutgoingMessage, SendError
@@ -21,10 +21,15 @@ class DingTalkTransport:
     def __init__(self, client: OpenApiClient, *, cards: bool = False, robot_code: str = "") -> None:
         self._client = client
         self._cards = cards
+        self.shows_cards = cards  # read by the outbox: fold per card
         self._robot_code = robot_code
         self.max_batch = 1 if cards else MAX_BATCH_USERS
 
     async def send(self, message: OutgoingMessage) -> dict[str, SendError]:
+        if message.card_update:  # without cards there is nothing on screen to update
+            if self._cards and message.card_id:
+                await self._client.update_card(message.card_id, card_data(message))
+            return {}
         if self._cards and message.actions and message.text.strip() and not (message.image_path or message.file_path):
             if message.target not in ("user", "group"):
                 raise SendError(f"unknown target {message.target!r}", transient=False)

@@ -35,6 +35,10 @@ class Card:
     data: dict[str, str]
     spaces: list[tuple[str, str]] = field(default_factory=list)  # ("IM_GROUP", cid) / ("IM_ROBOT", userId)
     updates: int = 0
+    shown_buttons: list[dict[str, Any]] = field(default_factory=list)  # every button it ever had
+
+    def remember_buttons(self) -> None:
+        self.shown_buttons += [b for b in self.buttons if b not in self.shown_buttons]
 
     @property
     def buttons(self) -> list[dict[str, Any]]:
@@ -72,12 +76,13 @@ class CardHost:
         space = ("IM_GROUP" if channel == "group" else "IM_ROBOT", to)
         return [card for card in self.cards.values() if space in card.spaces]
 
-    def tap(self, out_track_id: str, label: str, *, user_id: str) -> dict[str, Any]:
-        """The CALLBACK frame DingTalk pushes when `user_id` taps the button `label` on a card."""
+    def tap(self, out_track_id: str, label: str, *, user_id: str, stale: bool = False) -> dict[str, Any]:
+        """The CALLBACK frame DingTalk pushes when `user_id` taps the button `label` on a card;
+        `stale`: a button the card showed once (a phone that had not redrawn it yet)."""
         card = self.cards[out_track_id]
         if card.callback_type != "STREAM":
             raise AssertionError("a card created without callbackType STREAM never calls back")
-        [pressed] = [b for b in card.buttons if b["text"] == label]
+        [pressed] = [b for b in (card.shown_buttons if stale else card.buttons) if b["text"] == label]
         space_type, space_id = card.spaces[0]
         data = {
             "type": "actionCallback",
@@ -109,6 +114,7 @@ class CardHost:
             return space_error
         # DingTalk takes no idempotency key: a second createAndDeliver is shown again (a duplicate)
         self.cards[card.out_track_id] = card
+        card.remember_buttons()
         return self._show(card, body)
 
     async def _create(self, request: web.Request) -> web.Response:
@@ -118,6 +124,7 @@ class CardHost:
         if error:
             return error
         self.cards[card.out_track_id] = card
+        card.remember_buttons()
         return _ok({"outTrackId": card.out_track_id})
 
     async def _deliver_only(self, request: web.Request) -> web.Response:
@@ -143,6 +150,7 @@ class CardHost:
             return _bad("cardParamMap 的值须为字符串")
         card.data |= params  # keys not sent keep their value, as DingTalk merges cardParamMap
         card.updates += 1
+        card.remember_buttons()
         return _ok(True)
 
     def _new_card(self, body: dict[str, Any]) -> tuple[Card, web.Response | None]:

@@ -1,4 +1,5 @@
-"""Interactive cards: the questions a tapped button asked (pendingquestion).
+"""Interactive cards: which card an outbox row shows or updates (outbox.card_key, card_id,
+card_update), and the questions a tapped button asked (pendingquestion).
 
 Revision ID: 0006
 Revises: 0004
@@ -21,6 +22,10 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
+    op.add_column('outbox', sa.Column('card_key', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+    op.add_column('outbox', sa.Column('card_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+    op.add_column('outbox', sa.Column('card_update', sa.Boolean(), nullable=False, server_default=sa.false()))
+    op.create_index(op.f('ix_outbox_card_key'), 'outbox', ['card_key'], unique=False)
     op.create_table(
         'pendingquestion',
         sa.Column('user_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
@@ -33,3 +38,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('pendingquestion')
+    op.drop_index(op.f('ix_outbox_card_key'), table_name='outbox')
+    with op.batch_alter_table('outbox') as batch:
+        batch.drop_column('card_update')
+        batch.drop_column('card_id')
+        batch.drop_column('card_key')
