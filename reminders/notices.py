@@ -126,9 +126,14 @@ def _next_step(task: Task, notice: Notice, now: datetime, policy: Policy) -> dat
     return None
 
 
-def task_actions(task: Task) -> tuple[Action, ...]:
-    return (Action("签收", f"签收 {task.code}"), Action("汇报进展", f"进展 {task.code} "),
-            Action("申请延期", f"延期 {task.code} "), Action("办结", f"办结 {task.code} "))
+def task_actions(task: Task, at: datetime | None = None) -> tuple[Action, ...]:
+    """The unit's actions on `task` for a message going out at `at`: no 签收 once acknowledged, no
+    申请延期 from the deadline on (第八条: extensions are asked for within the deadline)."""
+    actions = [Action("签收", f"签收 {task.code}")] if task.acknowledged_at is None else []
+    actions.append(Action("汇报进展", f"进展 {task.code} "))
+    if at is None or at < task.deadline:
+        actions.append(Action("申请延期", f"延期 {task.code} "))
+    return (*actions, Action("办结", f"办结 {task.code} "))
 
 
 def _deliver(session: Session, task: Task, notice: Notice, unit: Unit, now: datetime, policy: Policy) -> None:
@@ -152,7 +157,7 @@ def _deliver(session: Session, task: Task, notice: Notice, unit: Unit, now: date
                 enqueue(session, reply, target="user", recipient=user_id, deliver_after=at, now=now,
                         task_id=task.id, notice_id=notice.id)
         return
-    reply = render(f"notice_{notice.kind}", actions=task_actions(task), **ctx)
+    reply = render(f"notice_{notice.kind}", actions=task_actions(task, at), **ctx)
     if head:
         enqueue(session, reply, target="user", recipient=head.user_id, deliver_after=at, now=now,
                 task_id=task.id, notice_id=notice.id)
