@@ -10,8 +10,16 @@ from pathlib import Path
 import pytest
 from sqlmodel import Session, select
 
-from storage.models import AuditEvent, Notice, NoticeKind, NoticeStatus, ProgressReport, TaskStatus
-from tests.emulator import Emulator
+from storage.models import (
+    AuditEvent,
+    Notice,
+    NoticeKind,
+    NoticeStatus,
+    OutboxStatus,
+    ProgressReport,
+    TaskStatus,
+)
+from tests.emulator import Emulator, Fault
 
 ASSIGN = "交办 县住建局 燃气隐患排查 截止12月10日"
 
@@ -194,3 +202,39 @@ async def test_with_cards_off_messages_are_markdown_with_links(dingtalk: Emulato
     [call] = dingtalk.calls("/v1.0/robot/oToMessages/batchSend")
     assert call.body["msgKey"] == "sampleMarkdown"
     assert "dtmd://dingtalkclient/sendMessage" in json.loads(call.body["msgParam"])["text"]
+
+
+async def test_a_tap_is_read_whichever_way_dingtalk_hands_back_the_value(world) -> None:
+    await world.say("u_xianzhang", ASSIGN, group="cid_all_units")
+    await world.deliver()
+    [card] = world.emulator.cards.on("user", "u_zhujian")
+    await world.push(world.emulator.cards.tap(card.out_track_id, "签收", user_id="u_zhujian", spread=True))
+    assert world.tasks()[0].status == TaskStatus.IN_PROGRESS
+
+
+async def test_identity_comes_from_the_callback_never_from_the_button(world) -> None:
+    await world.say("u_xianzhang", ASSIGN, group="cid_all_units")
+    await world.deliver()
+    [card] = world.emulator.cards.on("user", "u_zhujian")
+    frame = world.emulator.cards.tap(card.out_track_id, "签收", user_id="u_yingji")
+    data = json.loads(frame["data"])
+    forged = {"cmd": f"签收 {world.tasks()[0].code}", "ask": False, "userId": "u_zhujian", "sender_id": "u_zhujian"}
+    data["content"] = json.dumps({"cardPrivateData": {"actionIds": ["b0"], "params": forged}})
+    frame["data"] = json.dumps(data, ensure_ascii=False)
+    await world.push(frame)
+    assert world.tasks()[0].status == TaskStatus.ASSIGNED  # u_yingji tapped: refused
+
+
+async def test_card_sends_and_updates_survive_dingtalk_failures(world) -> None:
+    emulator = world.emulator
+    emulator.fail_next("/v1.0/card/instances/createAndDeliver", Fault.SERVER_ERROR)
+    await world.say("u_xianzhang", ASSIGN, group="cid_all_units")
+    await world.deliver_all()
+    [card] = emulator.cards.on("user", "u_zhujian")
+    assert len(emulator.to("u_zhujian", "user")) == 1  # the failed create showed nothing; the retry did
+
+    emulator.fail_next("/v1.0/card/instances", Fault.TOO_MANY, count=2)
+    await world.say("u_zhujian", f"签收 {world.tasks()[0].code}")
+    await world.deliver_all()
+    assert card.labels == ["汇报进展", "申请延期", "办结"]
+    assert {row.status for row in world.outbox()} == {OutboxStatus.SENT}

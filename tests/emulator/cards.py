@@ -76,9 +76,11 @@ class CardHost:
         space = ("IM_GROUP" if channel == "group" else "IM_ROBOT", to)
         return [card for card in self.cards.values() if space in card.spaces]
 
-    def tap(self, out_track_id: str, label: str, *, user_id: str, stale: bool = False) -> dict[str, Any]:
+    def tap(self, out_track_id: str, label: str, *, user_id: str, stale: bool = False,
+            spread: bool = False) -> dict[str, Any]:
         """The CALLBACK frame DingTalk pushes when `user_id` taps the button `label` on a card;
-        `stale`: a button the card showed once (a phone that had not redrawn it yet)."""
+        `stale`: a button the card showed once (a phone that had not redrawn it yet); `spread`: the
+        button's value spread into params rather than under "value" (docs/dingtalk-cards.md)."""
         card = self.cards[out_track_id]
         if card.callback_type != "STREAM":
             raise AssertionError("a card created without callbackType STREAM never calls back")
@@ -93,7 +95,8 @@ class CardHost:
             "userId": user_id,
             "userIdType": 1,
             "content": json.dumps({"cardPrivateData": {"actionIds": [pressed.get("id", "")],
-                                                       "params": {"value": pressed.get("value", "")}}},
+                                                       "params": json.loads(pressed.get("value") or "{}")
+                                                       if spread else {"value": pressed.get("value", "")}}},
                                   ensure_ascii=False),
             "extension": "{}",
             "time": int(time.time() * 1000),
