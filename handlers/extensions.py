@@ -49,7 +49,7 @@ def request_extension(ctx: Context, args: str) -> None:
                     actions=actions, task=task, unit=unit, request=request, requester=ctx.sender)
     ctx.audit("extension_requested", task.id, new_deadline=new.at, reason=reason)
     ctx.services.escalation.refresh_cards(ctx.session, task, ctx.now)  # no second 申请延期 while this one waits
-    ctx.reply("extension_requested", task=task, request=request, approver=approver)
+    ctx.reply("extension_requested", task=task, request=request, approver=approver, moved_from=new.moved_from)
 
 
 def _decide(ctx: Context, args: str, command_word: str) -> tuple[Task, ExtensionRequest, str]:
