@@ -19,6 +19,7 @@ from sqlmodel import Session, select
 from message_templates.reply import Action, Reply
 from storage.models import Outbox, OutboxStatus
 
+NEW_CARDS = "duban_new_cards"  # session.info key: the cards this transaction made
 KINDS = {"签收": "t", "进展": "t", "延期": "t", "办结": "t", "销号": "r", "退回": "r",
          "同意延期": "x", "驳回延期": "x", "签发": "n", "暂缓": "n"}
 
@@ -44,6 +45,7 @@ def place(session: Session, row: Outbox) -> None:
         Outbox.card_key == key, Outbox.target == row.target, Outbox.recipient == row.recipient,
         Outbox.deliver_after == row.deliver_after, Outbox.status == OutboxStatus.PENDING,
         Outbox.card_update.is_(False), Outbox.card_id.is_not(None))).first() or f"duban.{key}.{uuid.uuid4().hex[:12]}"
+    session.info.setdefault(NEW_CARDS, set()).add(row.card_id)
 
 
 @dataclass(frozen=True)
@@ -71,6 +73,8 @@ def update(session: Session, card: Shown, reply: Reply, now: datetime) -> bool:
     last = session.exec(select(Outbox).where(Outbox.card_key == card.key, Outbox.card_id == card.card_id)
                         .order_by(Outbox.id.desc())).first()
     actions = [[a.label, a.command] for a in reply.actions]
+    if card.card_id in session.info.get(NEW_CARDS, ()):
+        return False  # made in this very transaction: it already says what is current
     if last is not None and last.card_update and (last.title, last.text, last.actions) == (reply.title, reply.text,
                                                                                               actions):
         return False
