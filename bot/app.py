@@ -89,8 +89,11 @@ class Bot:
                                     role=sender.role if sender else None)
                 if incoming.asks:  # a tapped button whose command needs words: ask for them
                     conversation.ask(session, incoming, text, now)
-                    return [render("conversation_ask", command=cmd.name, code=args.split()[0] if args else "",
-                                   minutes=int(conversation.QUESTION_LIFETIME.total_seconds() // 60), now=now)]
+                    question = render("conversation_ask", command=cmd.name, code=args.split()[0] if args else "",
+                                      minutes=int(conversation.QUESTION_LIFETIME.total_seconds() // 60), now=now)
+                    if incoming.msg_id:  # a redelivered tap does not ask twice
+                        session.add(ProcessedMessage(msg_id=incoming.msg_id, at=now, replies=[_stored(question)]))
+                    return [question]
                 ctx = Context(session, incoming, sender, now, self.services)
                 cmd.handler(ctx, args)
                 if question is not None:

@@ -84,9 +84,13 @@ async def test_a_task_is_tapped_from_assignment_to_closing_and_its_cards_stay_cu
     assert spent.to == "u_zhujian" and "不用重复签收" in spent.text and "\n" not in spent.text.strip()
 
     # 汇报进展: the bot asks, the next message in that chat is the progress
-    await tap(world, card, "汇报进展", "u_zhujian")
+    asked = await tap(world, card, "汇报进展", "u_zhujian")
     assert "请回复进展情况" in emulator.deliveries[-1].text
     assert world.tasks()[0].last_progress_at is None
+    before = len(emulator.deliveries)
+    await world.push(asked)  # the tap redelivered: asked once
+    await world.deliver()
+    assert len(emulator.deliveries) == before
     world.clock.advance(minutes=3)
     await world.say("u_zhujian", "已完成城区排查 60%")
     await world.deliver()
