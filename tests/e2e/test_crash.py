@@ -198,6 +198,8 @@ def expected_notices(url: str, end: datetime) -> tuple[dict[Sent, datetime], lis
         by_task[notice.task_id].append(notice)
         if notice.status is not NoticeStatus.ISSUED:
             continue
+        if notice.kind is NoticeKind.COURTESY and policy.send_time(notice.created_at) >= notice.deadline_at_issue:
+            continue  # a 临期提醒 that could only go out once the deadline passed is dropped (issue 11)
         task = tasks[notice.task_id]
         recipients = [("user", heads[task.lead_unit_id])]
         if notice.kind in (NoticeKind.YELLOW, NoticeKind.RED):
