@@ -17,6 +17,7 @@ from sqlalchemy.exc import IntegrityError
 from bot.clock import Clock
 from bot.roster import RosterChange, apply_roster, load_roster
 from bot.settings import Settings
+from handlers import conversation
 from handlers.families import FAMILIES
 from handlers.incoming import Incoming
 from handlers.parsing import clean_incoming
@@ -43,7 +44,7 @@ class Bot:
         self.settings = settings
         self.clock = clock
         self.calendar = calendar
-        self.escalation = Escalation(calendar, settings.rules)
+        self.escalation = Escalation(calendar, settings.rules, cards=settings.dingtalk_cards)
         self.services = Services(settings, calendar, self.escalation)
 
     def load_roster(self, path: Path) -> RosterChange:
@@ -60,6 +61,18 @@ class Bot:
         now = self.clock.now()
         text = " ".join(incoming.text.split())
         cmd, word, args = split_command(text)
+        question = None
+        if cmd is None and word and not incoming.asks:
+            # perhaps the words a tapped card button asked for (handlers/conversation.py)
+            with transaction(self.engine) as session:
+                question = conversation.open_question(session, incoming, now)
+                if question is not None and text == conversation.CANCEL:
+                    conversation.close(session, incoming)
+                    return [render("conversation_cancelled", command=question.command.split()[0],
+                                   code=" ".join(question.command.split()[1:2]), now=now)]
+            if question is not None:
+                text = f"{question.command} {text}"
+                cmd, word, args = split_command(text)
         if not word:
             return [render("help_short", now=now)]
         if cmd is None:
@@ -74,8 +87,17 @@ class Bot:
                 if not may_use(cmd, sender):
                     raise UserError("stranger" if sender is None else "not_allowed", command=cmd.name,
                                     role=sender.role if sender else None)
+                if incoming.asks:  # a tapped button whose command needs words: ask for them
+                    conversation.ask(session, incoming, text, now)
+                    question = render("conversation_ask", command=cmd.name, code=args.split()[0] if args else "",
+                                      minutes=int(conversation.QUESTION_LIFETIME.total_seconds() // 60), now=now)
+                    if incoming.msg_id:  # a redelivered tap does not ask twice
+                        session.add(ProcessedMessage(msg_id=incoming.msg_id, at=now, replies=[_stored(question)]))
+                    return [question]
                 ctx = Context(session, incoming, sender, now, self.services)
                 cmd.handler(ctx, args)
+                if question is not None:
+                    conversation.close(session, incoming)
                 if (cmd.mutates or ctx.sent) and incoming.msg_id:
                     session.add(ProcessedMessage(msg_id=incoming.msg_id, at=now,
                                                  replies=[_stored(reply) for reply in ctx.replies]))

@@ -65,7 +65,7 @@ def console(
         clock = SystemClock()
         bot = Bot(engine, settings, clock, WorkCalendar.from_file(settings.calendar_overrides))
         bot.load_roster(settings.roster_file)
-    repl(bot, as_user, group, ConsoleTransport(engine, clock))
+    repl(bot, as_user, group, ConsoleTransport(engine, clock, cards=settings.dingtalk_cards))
 
 
 @app.command()

@@ -1,7 +1,9 @@
 """A local channel: type as any roster member and see what the bot says and sends, no DingTalk needed.
 
 The console transport prints outbox messages the way the demo shows them: simulated time, colour,
-recipients, text.
+recipients, text. With cards on, a message with actions is shown as the card DingTalk would show
+(title, markdown, buttons), each button numbered: typing its number taps it, as whoever is typing;
+a card updated in place is shown again with its new state and buttons.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from bot.outbox import deliver_due
 from bot.transport import OutgoingMessage
 from handlers.incoming import Incoming
 from message_templates.render import weekday
-from message_templates.reply import Reply
+from message_templates.reply import Action, Reply
 from storage.models import ChatGroup, Person, Unit
 
 COLOURS = {"🔵": "\033[34m", "🟡": "\033[33m", "🔴": "\033[31m"}
@@ -44,9 +46,14 @@ class ConsoleTransport:
     """Implements bot.transport.Transport by printing; records what it sent for the demo's checks."""
 
     def __init__(self, engine: Engine, clock: Clock, write: Callable[[str], None] = print,
-                 colour: bool = sys.stdout.isatty(), full: Callable[[OutgoingMessage], bool] = lambda m: True):
+                 colour: bool = sys.stdout.isatty(), full: Callable[[OutgoingMessage], bool] = lambda m: True,
+                 cards: bool = False):
         self.engine, self.clock, self.write, self.colour, self.full = engine, clock, write, colour, full
+        self.shows_cards = cards  # read by the outbox: fold per card
         self.sent: list[tuple[str, OutgoingMessage]] = []
+        self.updates: list[tuple[str, OutgoingMessage]] = []
+        self.buttons: dict[int, Action] = {}  # the number typed to tap a button, as printed
+        self._numbers = itertools.count(1)
 
     def who(self, message: OutgoingMessage) -> str:
         return "、".join(self.name(message.target, r) for r in message.recipients)
@@ -63,12 +70,36 @@ class ConsoleTransport:
             return f"{person.name}（{unit.name if unit else ''}{person.title}）"
 
     async def send(self, message: OutgoingMessage) -> None:
+        if message.card_update:
+            if self.shows_cards:
+                self.updates.append((stamp(self.clock), message))
+                self.write(paint(f"[{stamp(self.clock)}] 🔄 卡片更新 → {self.who(message)}：{message.title}",
+                                 self.colour))
+                if self.full(message):
+                    self.write(indent(message.text))
+                self.write(indent(self.button_line(message.actions)))
+            return
         self.sent.append((stamp(self.clock), message))
-        self.write(paint(f"[{stamp(self.clock)}] 📤 → {self.who(message)}：{message.title}", self.colour))
+        card = "🃏 " if self.shows_cards and message.actions else ""
+        self.write(paint(f"[{stamp(self.clock)}] 📤 → {self.who(message)}：{card}{message.title}", self.colour))
         if self.full(message):
             self.write(indent(message.text))
-            if message.actions:
-                self.write(indent("　".join(f"〔{a.label}〕" for a in message.actions)))
+        if message.actions and (card or self.full(message)):
+            self.write(indent(self.button_line(message.actions) if card else
+                              "　".join(f"〔{a.label}〕" for a in message.actions)))
+
+    def button_line(self, actions: tuple[Action, ...]) -> str:
+        if not actions:
+            return "（无可用按钮）"
+        numbered = []
+        for action in actions:
+            number = next(self._numbers)
+            self.buttons[number] = action
+            numbered.append(f"［{number} {action.label}］")
+        return " ".join(numbered) + "　← 输入编号即点按"
+
+    def tap(self, number: int) -> Action | None:
+        return self.buttons.get(number)
 
 
 def indent(text: str) -> str:
@@ -92,8 +123,15 @@ def repl(bot: Bot, user_id: str, conversation: str, transport: ConsoleTransport)
     for line in sys.stdin:
         if not line.strip():
             continue
-        incoming = Incoming(msg_id=f"console-{bot.clock.now().timestamp()}-{next(counter)}", sender_id=user_id,
-                            text=line.strip(), conversation_id=conversation, is_group=is_group)
+        msg_id = f"console-{bot.clock.now().timestamp()}-{next(counter)}"
+        tapped = transport.tap(int(line)) if line.strip().isdigit() else None
+        if tapped is not None:  # a card button: its command, tapped by whoever is typing
+            incoming = Incoming(msg_id=msg_id, sender_id=user_id, text=tapped.command.strip(),
+                                conversation_id=conversation, is_group=is_group,
+                                asks=tapped.command.endswith(" "))
+        else:
+            incoming = Incoming(msg_id=msg_id, sender_id=user_id, text=line.strip(), conversation_id=conversation,
+                                is_group=is_group)
         show_replies(bot.handle_sync(incoming), bot.clock, colour=transport.colour)
         bot.tick()
         asyncio.run(deliver_due(bot.engine, transport, bot.clock.now(), "console"))

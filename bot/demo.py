@@ -21,6 +21,7 @@ from datetime import datetime, timedelta
 from sqlmodel import Session, select
 
 from bot.console import ConsoleTransport, paint, show_replies, stamp
+from bot.settings import Settings
 from bot.simulation import Simulation
 from bot.transport import OutgoingMessage
 from message_templates.reply import Reply
@@ -33,8 +34,10 @@ START = shanghai(2026, 11, 23, 9, 30)  # a Monday
 class Demo(Simulation):
     def __init__(self, db_url: str, write: Callable[[str], None], colour: bool) -> None:
         self.write, self.colour = write, colour
-        super().__init__(db_url, START, transport=lambda engine, clock: ConsoleTransport(
-            engine, clock, write, colour, full=self._show_full))
+        # with interactive cards, as a deployment has them by default: each card and its updates
+        super().__init__(db_url, START, settings=Settings(database_url=db_url, dingtalk_cards=True),
+                         transport=lambda engine, clock: ConsoleTransport(engine, clock, write, colour,
+                                                                          full=self._show_full, cards=True))
 
     @staticmethod
     def _show_full(message: OutgoingMessage) -> bool:
@@ -75,7 +78,8 @@ def play(write: Callable[[str], None] = print, colour: bool = False, db_url: str
         if dispose:
             demo.engine.dispose()
     write("")
-    write(f"✅ 演示结束：共发出 {len(demo.transport.sent)} 条消息，其中督办提醒与督办单 {notices} 条，无一重复；"
+    write(f"✅ 演示结束：共发出 {len(demo.transport.sent)} 条消息（另有 {len(demo.transport.updates)} 次卡片原地更新），"
+          f"其中督办提醒与督办单 {notices} 条，无一重复；"
           f"用时 {time.perf_counter() - started:.1f} 秒（模拟时间 {START:%m月%d日} 至 {demo.clock.now():%m月%d日}）。")
     write("📊 督查看板：运行 duban demo --serve，再打开它给出的链接（http://127.0.0.1:8787/board/）即可看到本次演示的全县情况。")
     return demo

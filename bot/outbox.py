@@ -96,31 +96,47 @@ class SendPacer:
         await self._all.acquire()
 
 
-def fold(rows: Sequence[Outbox]) -> list[OutgoingMessage]:
-    """One message per recipient and moment: several notices due together arrive as one."""
-    groups: dict[tuple[str, str, datetime], list[Outbox]] = {}
+def fold(rows: Sequence[Outbox], cards: bool = False) -> list[OutgoingMessage]:
+    """One message per recipient and moment: several notices due together arrive as one. With
+    `cards` (the transport shows interactive cards) a card's rows fold into that card, and all the
+    updates due for one card fold into one, its newest."""
+    groups: dict[tuple, list[Outbox]] = {}
     for row in rows:
-        groups.setdefault((row.target, row.recipient, row.deliver_after), []).append(row)
+        if row.card_update:
+            key: tuple = (row.target, row.recipient, "update", row.card_id)
+        else:
+            key = (row.target, row.recipient, row.deliver_after, row.card_id if cards else None)
+        groups.setdefault(key, []).append(row)
     messages = []
-    for (target, recipient, _), members in groups.items():
+    for (target, recipient, _, card_id), members in groups.items():
+        if members[0].card_update:
+            newest = members[-1]
+            messages.append(_message(target, recipient, [newest], card_id, update=True,
+                                     ids=tuple(m.id for m in members if m.id is not None)))
+            continue
         # files and images travel alone: DingTalk sends them as their own message types
         plain = [m for m in members if not (m.image_path or m.file_path)]
         chunks = _by_size(plain) + [[m] for m in members if m.image_path or m.file_path]
-        for chunk in chunks:
-            messages.append(
-                OutgoingMessage(
-                    target=target,
-                    recipients=(recipient,),
-                    title=chunk[0].title if len(chunk) == 1 else f"{chunk[0].title}（共{len(chunk)}条）",
-                    text="\n\n---\n\n".join(m.text for m in chunk),
-                    at_user_ids=tuple(dict.fromkeys(u for m in chunk for u in m.at_user_ids)),
-                    actions=tuple(Action(label, cmd) for m in chunk for label, cmd in m.actions),
-                    image_path=chunk[0].image_path,
-                    file_path=chunk[0].file_path,
-                    outbox_ids=tuple(m.id for m in chunk if m.id is not None),
-                )
-            )
+        messages += [_message(target, recipient, chunk, card_id) for chunk in chunks]
     return messages
+
+
+def _message(target: str, recipient: str, chunk: list[Outbox], card_id: str | None, *, update: bool = False,
+             ids: tuple[int, ...] | None = None) -> OutgoingMessage:
+    return OutgoingMessage(
+        target=target,
+        recipients=(recipient,),
+        title=chunk[0].title if len(chunk) == 1 else f"{chunk[0].title}（共{len(chunk)}条）",
+        text="\n\n---\n\n".join(m.text for m in chunk),
+        at_user_ids=tuple(dict.fromkeys(u for m in chunk for u in m.at_user_ids)),
+        # a folded message shows each action once, not once per notice in it
+        actions=tuple(dict.fromkeys(Action(label, cmd) for m in chunk for label, cmd in m.actions)),
+        image_path=chunk[0].image_path,
+        file_path=chunk[0].file_path,
+        outbox_ids=ids if ids is not None else tuple(m.id for m in chunk if m.id is not None),
+        card_id=card_id,
+        card_update=update,
+    )
 
 
 def _by_size(rows: list[Outbox]) -> list[list[Outbox]]:
@@ -158,7 +174,9 @@ def _merge_same(messages: list[OutgoingMessage], max_batch: int) -> list[Outgoin
         if message.target != "user":
             order.append(message)
             continue
-        key = (message.title, message.text, message.actions, message.image_path, message.file_path)
+        # (a card goes to one recipient per call: a transport with cards never batches)
+        key = (message.title, message.text, message.actions, message.image_path, message.file_path,
+               message.card_update)
         if key not in same:
             same[key] = []
             order.append(key)
@@ -225,7 +243,8 @@ async def deliver_due(
         # stop starting sends well before the lease ends, so no other worker can take a row we send
         deadline=loop.time() + LEASE.total_seconds() / 2, rows={row.id: row for row in rows},
     )
-    for round_ in batch(fold(rows), getattr(transport, "max_batch", 1)):
+    shows_cards = getattr(transport, "shows_cards", False)
+    for round_ in batch(fold(rows, shows_cards), getattr(transport, "max_batch", 1)):
         await asyncio.gather(*(_send_one(state, message) for message in round_))
     return state.sent
 

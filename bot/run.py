@@ -32,6 +32,7 @@ from sqlmodel import Session, select
 from bot.app import Bot
 from bot.clock import Clock, SystemClock
 from bot.dashboard.app import add_dashboard
+from bot.dingtalk.cards import CardCallbackHandler
 from bot.dingtalk.inbound import InboundHandler, ViaOutbox
 from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.settings import DingTalkSettings
@@ -164,12 +165,14 @@ class Service:
         self.engine: Engine = make_engine(settings.database_url)
         self.bot = Bot(self.engine, settings, self.clock, WorkCalendar.from_file(settings.calendar_overrides))
         self.client = OpenApiClient(dingtalk)
-        self.transport = DingTalkTransport(self.client)
+        self.transport = DingTalkTransport(self.client, cards=dingtalk.cards, robot_code=dingtalk.robot_code)
         self._wake = asyncio.Event()
         self.handler = InboundHandler(self._dispatch, self.client, self.clock, robot_name=dingtalk.robot_name,
                                       via_outbox=outbox_route(self.engine, self.clock, self._wake),
                                       replied=self.bot.mark_replied)
-        self.stream = StreamClient(dingtalk, self.handler)
+        self.cards = CardCallbackHandler(self._dispatch, outbox_route(self.engine, self.clock, self._wake), self.clock,
+                                         replied=self.bot.mark_replied)
+        self.stream = StreamClient(dingtalk, self.handler, cards=self.cards)
         self.waker = Waker(self.engine, self.bot.tick, after_tick=self._wake_sender)
         self._stop_sending = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}

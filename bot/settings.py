@@ -25,3 +25,5 @@ class Settings(BaseSettings):
     reports_dir: Path = Path("reports")  # chart images wait here until the outbox delivers them
     dashboard_url: str = "http://127.0.0.1:8787"  # how people reach `duban run`'s web server (看板 links)
     rules: Rules = Field(default_factory=Rules)
+    # interactive cards, kept current in place (DUBAN_DINGTALK_CARDS, as DingTalkSettings.cards reads it)
+    dingtalk_cards: bool = True

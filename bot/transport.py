@@ -33,6 +33,8 @@ class OutgoingMessage:
     image_path: str | None
     file_path: str | None
     outbox_ids: tuple[int, ...]
+    card_id: str | None = None  # the interactive card it shows (outTrackId), when it is one
+    card_update: bool = False  # it only updates that card in place
 
     @property
     def recipient(self) -> str:

@@ -60,6 +60,7 @@ class Deadline:
     at: datetime  # aware, Asia/Shanghai
     estimate: bool  # the date's year has no official holiday data (WorkCalendar.is_estimate)
     source: str  # the matched expression as written, e.g. "下周五前"
+    moved_from: date | None = None  # the day as written, when it was a rest day and the deadline moved
 
 
 class DeadlineError(ValueError):
@@ -340,12 +341,13 @@ def _duration(g: re.Match[str], now: datetime, cal: WorkCalendar) -> datetime | 
     return today + timedelta(weeks=n)  # 周 / 星期 / 礼拜
 
 
-def _resolve(core: re.Match[str], now: datetime, cal: WorkCalendar, rules: Rules) -> datetime:
+def _resolve(core: re.Match[str], now: datetime, cal: WorkCalendar, rules: Rules) -> tuple[datetime, date | None]:
+    """The deadline, and the day as written when it fell on a rest day and was moved."""
     if core["dur_n"] is not None:
         result = _duration(core, now, cal)
         if isinstance(result, datetime):
-            return result
-        return _at(cal.workday_on_or_after(result), rules.due_time)
+            return result, None
+        return _at(cal.workday_on_or_after(result), rules.due_time), None
     moment = _clock(core, rules)
     if core["date"] is None:
         day, backwards = now.date(), False
@@ -354,22 +356,24 @@ def _resolve(core: re.Match[str], now: datetime, cal: WorkCalendar, rules: Rules
     if _at(day, moment or rules.due_time) <= now:
         raise _Past
     if moment is not None:
-        return _at(day, moment)
+        return _at(day, moment), None
     if not cal.is_workday(day):
+        written = day
         day = cal.previous_workday(day) if backwards else cal.workday_on_or_after(day)
-    return _at(day, rules.due_time)
+        return _at(day, rules.due_time), written
+    return _at(day, rules.due_time), None
 
 
 def _deadline(c: _Candidate, source: str, now: datetime, cal: WorkCalendar, rules: Rules) -> Deadline:
     try:
-        at = _resolve(c.core, now, cal, rules)
+        at, moved_from = _resolve(c.core, now, cal, rules)
     except _Past:
         raise DeadlineError("past", source) from None
     except (ValueError, OverflowError) as exc:  # 13月40日, 2月30日, 十十天, year 0 or 9999 overflow
         raise DeadlineError("unparsable", source) from exc
     if at <= now:  # 月底 moved back before now
         raise DeadlineError("past", source)
-    return Deadline(at=at, estimate=cal.is_estimate(at.date()), source=source)
+    return Deadline(at=at, estimate=cal.is_estimate(at.date()), source=source, moved_from=moved_from)
 
 
 # ---- public -------------------------------------------------------------------------------------

@@ -48,7 +48,8 @@ def request_extension(ctx: Context, args: str) -> None:
     ctx.notify_user(approver.user_id if approver else None, "extension_requested_dm", task_id=task.id,
                     actions=actions, task=task, unit=unit, request=request, requester=ctx.sender)
     ctx.audit("extension_requested", task.id, new_deadline=new.at, reason=reason)
-    ctx.reply("extension_requested", task=task, request=request, approver=approver)
+    ctx.services.escalation.refresh_cards(ctx.session, task, ctx.now)  # no second 申请延期 while this one waits
+    ctx.reply("extension_requested", task=task, request=request, approver=approver, moved_from=new.moved_from)
 
 
 def _decide(ctx: Context, args: str, command_word: str) -> tuple[Task, ExtensionRequest, str]:
@@ -98,6 +99,7 @@ def reject_extension(ctx: Context, args: str) -> None:
     request.decision_note = reason
     ctx.session.add(request)
     ctx.audit("extension_rejected", task.id, reason=reason)
+    ctx.services.escalation.refresh_cards(ctx.session, task, ctx.now)
     ctx.notify_user(request.requester_id, "extension_rejected_dm", task_id=task.id, task=task, reason=reason,
                     approver=ctx.sender)
     ctx.reply("extension_rejected", task=task)

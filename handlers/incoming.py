@@ -22,3 +22,5 @@ class Incoming:
     at_names: tuple[str, ...] = ()  # their display names as written after "@", when known
     session_webhook: str = ""
     received_at: datetime | None = None
+    # a tap on a card button whose command needs words (进展, 延期 …): ask for them, run nothing yet
+    asks: bool = False

@@ -17,6 +17,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
+from reminders import cards
 from reminders import notices as notice_io
 from reminders.calendar import WorkCalendar
 from reminders.policy import NoticeState, Policy, TaskState
@@ -42,6 +43,11 @@ MAX_STEPS = 64  # a task can't have more due at once than this; guards against a
 class Escalation:
     calendar: WorkCalendar
     rules: Rules
+    cards: bool = False  # interactive cards are shown: keep them current (reminders/cards.py)
+
+    def refresh_cards(self, session: Session, task: Task, now: datetime) -> None:
+        if self.cards:
+            cards.refresh(session, task, now)
 
     def __post_init__(self) -> None:
         self.policy = Policy(self.calendar, self.rules)
@@ -61,6 +67,7 @@ class Escalation:
             if not plan.due:
                 task.next_check_at = plan.next_check_at
                 session.add(task)
+                self.refresh_cards(session, task, now)  # the cards shown about it say what happened
                 return created
             # one at a time: what falls due next may depend on what was just issued
             created.append(notice_io.create(session, task, plan.due[0], now, self.policy))
@@ -74,6 +81,7 @@ class Escalation:
             notice_io.void(session, task, notice, now)
         task.next_check_at = None
         session.add(task)
+        self.refresh_cards(session, task, now)
 
     def reconcile(self, engine: Engine, now: datetime, batch: int = 500,
                   on_notice: Callable[[Notice], None] | None = None) -> int:

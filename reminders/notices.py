@@ -19,6 +19,8 @@ from storage.models import (
     Notice,
     NoticeKind,
     NoticeStatus,
+    Outbox,
+    OutboxStatus,
     Person,
     Role,
     ScoreEvent,
@@ -104,7 +106,7 @@ def _context(session: Session, task: Task, notice: Notice, unit: Unit, now: date
     return {
         "task": task, "notice": notice, "unit": unit, "head": head, "signer": signer, "now": now,
         "overdue_days": max((now.date() - task.deadline.date()).days, 0),
-        "next_at": _next_step(task, notice, now, policy),
+        "next_at": _next_step(task, notice, now, policy, sent_at=policy.send_time(now)),
         "points": score_for(notice.kind, policy.rules),
         "reds": reds_this_year(session, unit.id, now.year) if notice.kind is NoticeKind.RED else 0,
         "rules": policy.rules,
@@ -112,8 +114,14 @@ def _context(session: Session, task: Task, notice: Notice, unit: Unit, now: date
     }
 
 
-def _next_step(task: Task, notice: Notice, now: datetime, policy: Policy) -> datetime | None:
-    """When the next colour would follow, as the notice tells the unit (SPEC §3)."""
+def _next_step(task: Task, notice: Notice, now: datetime, policy: Policy, *, sent_at: datetime) -> datetime | None:
+    """When the next colour would follow, as the notice tells the unit (SPEC §3); None when that
+    moment is already past when the notice goes out (the bot was down): no notice names a past date."""
+    step = _step(task, notice, now, policy)
+    return step if step is None or step > sent_at else None
+
+
+def _step(task: Task, notice: Notice, now: datetime, policy: Policy) -> datetime | None:
     rules = policy.rules
     if notice.kind in (NoticeKind.COURTESY, NoticeKind.ACK_REMINDER, NoticeKind.REPORT_REMINDER):
         return policy.send_time(task.deadline)
@@ -126,17 +134,26 @@ def _next_step(task: Task, notice: Notice, now: datetime, policy: Policy) -> dat
     return None
 
 
-def task_actions(task: Task) -> tuple[Action, ...]:
-    return (Action("签收", f"签收 {task.code}"), Action("汇报进展", f"进展 {task.code} "),
-            Action("申请延期", f"延期 {task.code} "), Action("办结", f"办结 {task.code} "))
+def task_actions(task: Task, at: datetime | None = None) -> tuple[Action, ...]:
+    """The unit's actions on `task` for a message going out at `at`: no 签收 once acknowledged, no
+    申请延期 from the deadline on (第八条: extensions are asked for within the deadline)."""
+    actions = [Action("签收", f"签收 {task.code}")] if task.acknowledged_at is None else []
+    actions.append(Action("汇报进展", f"进展 {task.code} "))
+    if at is None or at < task.deadline:
+        actions.append(Action("申请延期", f"延期 {task.code} "))
+    return (*actions, Action("办结", f"办结 {task.code} "))
 
 
 def _deliver(session: Session, task: Task, notice: Notice, unit: Unit, now: datetime, policy: Policy) -> None:
     ctx = _context(session, task, notice, unit, now, policy)
     at = policy.send_time(now)
     head = ctx["head"]
+    if notice.kind is NoticeKind.COURTESY and at >= task.deadline:
+        return  # a 临期提醒 that could only go out once the deadline passed means nothing: dropped
     if notice.kind is NoticeKind.SIGN_REMINDER:
         draft = session.get(Notice, notice.ref_notice_id)
+        if _unsent(session, draft.signer_id, f"n.{draft.code}"):
+            return  # the draft, or a reminder of it, still waits to go out to the signer: one is enough
         ctx["draft"] = draft
         reply = render("reminder_sign", actions=_sign_actions(draft), **ctx)
         enqueue(session, reply, target="user", recipient=draft.signer_id, deliver_after=at, now=now,
@@ -152,7 +169,7 @@ def _deliver(session: Session, task: Task, notice: Notice, unit: Unit, now: date
                 enqueue(session, reply, target="user", recipient=user_id, deliver_after=at, now=now,
                         task_id=task.id, notice_id=notice.id)
         return
-    reply = render(f"notice_{notice.kind}", actions=task_actions(task), **ctx)
+    reply = render(f"notice_{notice.kind}", actions=task_actions(task, at), **ctx)
     if head:
         enqueue(session, reply, target="user", recipient=head.user_id, deliver_after=at, now=now,
                 task_id=task.id, notice_id=notice.id)
@@ -165,6 +182,12 @@ def _deliver(session: Session, task: Task, notice: Notice, unit: Unit, now: date
     for conversation in dict.fromkeys(g for g in groups if g):
         enqueue(session, render(f"notice_{notice.kind}", **ctx), target="group", recipient=conversation,
                 deliver_after=at, now=now, task_id=task.id, notice_id=notice.id)
+
+
+def _unsent(session: Session, user_id: str | None, card_key: str) -> bool:
+    return session.exec(select(Outbox.id).where(
+        Outbox.target == "user", Outbox.recipient == user_id, Outbox.card_key == card_key,
+        Outbox.card_update.is_(False), Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)))).first() is not None
 
 
 def hard_actions(task: Task) -> tuple[Action, ...]:

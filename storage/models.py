@@ -235,6 +235,21 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     task_id: int | None = Field(default=None, index=True)
     notice_id: int | None = None
+    # interactive cards (storage/cards.py): what the card shows ("t.42": task 42 for its unit), the
+    # card's outTrackId, and whether this row only updates that card in place
+    card_key: str | None = Field(default=None, index=True)
+    card_id: str | None = None
+    card_update: bool = False
+
+
+class PendingQuestion(SQLModel, table=True):
+    """A card button that needs words (汇报进展, 申请延期 …) was tapped: the bot asked, and this
+    person's next message in this chat, within minutes, is the rest of `command`."""
+
+    user_id: str = Field(primary_key=True)
+    conversation_id: str = Field(primary_key=True)  # "" for the one-to-one chat with the robot
+    command: str  # the command so far: "进展 DB-2026-0042"
+    asked_at: datetime = Field(sa_column=_at())
 
 
 class ProcessedMessage(SQLModel, table=True):

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from message_templates.render import render
 from message_templates.reply import Reply
-from storage import queries
+from storage import cards, queries
 from storage.db import is_postgres, transaction
 from storage.models import ChatGroup, Outbox, OutboxStatus, Person, Role, Task
 
@@ -65,6 +65,7 @@ def enqueue(
         task_id=task_id,
         notice_id=notice_id,
     )
+    cards.place(session, row)
     session.add(row)
     return row
 

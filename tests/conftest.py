@@ -34,6 +34,9 @@ if TYPE_CHECKING:
 # `dingtalk` fixture points at the emulator.
 OFFLINE_DINGTALK = "http://127.0.0.1:9"
 os.environ["DINGTALK_OPENAPI_ENDPOINT"] = OFFLINE_DINGTALK
+# The suite checks the markdown-with-links mode unless a test turns interactive cards on (tests/e2e/
+# test_cards_e2e.py, the cards crash test): production's default is on (bot.settings, DingTalkSettings).
+os.environ.setdefault("DUBAN_DINGTALK_CARDS", "off")
 LOOPBACK = {"127.0.0.1", "localhost", "::1", None}
 
 PG_ADMIN = os.environ.get("DUBAN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")

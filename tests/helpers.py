@@ -19,6 +19,7 @@ from sqlmodel import Session, SQLModel, select
 
 from bot.app import Bot
 from bot.clock import FakeClock
+from bot.dingtalk.cards import CardCallbackHandler
 from bot.dingtalk.inbound import InboundHandler
 from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.settings import DingTalkSettings
@@ -115,22 +116,27 @@ class World:
 
 
 @contextlib.asynccontextmanager
-async def running(dingtalk: Emulator, tmp_path: Path, *, outbox: bool = True) -> AsyncIterator[World]:
-    """The bot wired as `duban run` wires it (without an outbox route for replies, if so told)."""
+async def running(dingtalk: Emulator, tmp_path: Path, *, outbox: bool = True,
+                  cards: bool = False) -> AsyncIterator[World]:
+    """The bot wired as `duban run` wires it (without an outbox route for replies, if so told; with
+    interactive cards and their taps, if so told)."""
     settings = dingtalk_settings(dingtalk)
     url = f"sqlite:///{tmp_path}/e2e.db"
     engine = make_engine(url)
     create_schema(engine)
     clock = FakeClock(START)
-    bot = Bot(engine, Settings(database_url=url), clock, WorkCalendar())
+    bot = Bot(engine, Settings(database_url=url, dingtalk_cards=cards), clock, WorkCalendar())
     bot.load_roster(ROSTER)
     client = OpenApiClient(settings)
+    taps = CardCallbackHandler(bot.handle, outbox_route(engine, clock), clock, replied=bot.mark_replied)
     stream = StreamClient(settings, InboundHandler(bot.handle, client, clock, replied=bot.mark_replied,
-                                                   via_outbox=outbox_route(engine, clock) if outbox else None))
+                                                   via_outbox=outbox_route(engine, clock) if outbox else None),
+                          cards=taps if cards else None)
     task = asyncio.create_task(stream.start())
     await dingtalk.wait_for(lambda: stream.connected)
     try:
-        yield World(dingtalk, engine, clock, bot, client, DingTalkTransport(client), stream)
+        transport = DingTalkTransport(client, cards=cards, robot_code=settings.robot_code)
+        yield World(dingtalk, engine, clock, bot, client, transport, stream)
     finally:
         await stream.stop()
         await task

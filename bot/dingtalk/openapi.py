@@ -110,6 +110,16 @@ class OpenApiClient:
                   "msgKey": msg_key, "msgParam": _param(msg_param)},
         )
 
+    async def create_and_deliver_card(self, body: Mapping[str, Any]) -> None:
+        """POST /v1.0/card/instances/createAndDeliver: an interactive card, created and shown at once."""
+        await self._call("POST", f"{self._settings.openapi_endpoint}/v1.0/card/instances/createAndDeliver",
+                         auth="header", json=dict(body))
+
+    async def update_card(self, out_track_id: str, card_param_map: Mapping[str, str]) -> None:
+        """PUT /v1.0/card/instances: new card data, shown in place wherever the card was delivered."""
+        await self._call("PUT", f"{self._settings.openapi_endpoint}/v1.0/card/instances", auth="header",
+                         json={"outTrackId": out_track_id, "cardData": {"cardParamMap": dict(card_param_map)}})
+
     async def reply_webhook(self, url: str, title: str, markdown: str, at_user_ids: Sequence[str] = ()) -> None:
         """Answer through a message's sessionWebhook (it carries its own credential)."""
         await self._call(

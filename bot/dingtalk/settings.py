@@ -27,6 +27,9 @@ class DingTalkSettings(BaseSettings):
         default_factory=lambda: os.environ.get("DINGTALK_OPENAPI_ENDPOINT", "https://api.dingtalk.com")
     )
     oapi_endpoint: str = "https://oapi.dingtalk.com"  # the old host: media upload and the org chart
+    # interactive cards (DingTalk's public markdown-with-buttons template); "off" falls back to
+    # markdown with dtmd:// links, for editions without interactive cards
+    cards: bool = True
     rate_per_second: float = DEFAULT_RATE_PER_SECOND  # sends per second, all recipients together
     timeout_seconds: float = 10.0  # per HTTP request; a timeout is a transient failure, retried later
     # the stream's reconnect backoff: doubling from min to max (each wait jittered down to half)

@@ -28,6 +28,7 @@ import websockets
 import websockets.exceptions  # explicitly: websockets loads its submodules lazily, on first use
 from dingtalk_stream import SystemMessage
 
+from bot.dingtalk.cards import CALLBACK_TOPIC, CardCallbackHandler
 from bot.dingtalk.inbound import TOPIC, InboundHandler
 from bot.dingtalk.settings import CREDENTIALS_REJECTED, DingTalkSettings
 
@@ -47,11 +48,14 @@ class CredentialsRejected(StreamDown):
 
 class StreamClient(dingtalk_stream.DingTalkStreamClient):
     def __init__(self, settings: DingTalkSettings, handler: InboundHandler, *,
+                 cards: CardCallbackHandler | None = None,
                  http: httpx.AsyncClient | None = None, rng: random.Random | None = None) -> None:
         credential = dingtalk_stream.Credential(settings.client_id, settings.client_secret.get_secret_value())
         super().__init__(credential, logger=logging.getLogger("dingtalk_stream.client"))
         self.OPEN_CONNECTION_API = f"{settings.openapi_endpoint}/v1.0/gateway/connections/open"
         self.register_callback_handler(TOPIC, handler)
+        if cards is not None:  # subscribed only when registered: the SDK's subscriptions follow its handlers
+            self.register_callback_handler(CALLBACK_TOPIC, cards)
         self._http = http or httpx.AsyncClient(timeout=settings.timeout_seconds)
         self._timeout = settings.timeout_seconds
         self._backoff = (settings.reconnect_min_seconds, settings.reconnect_max_seconds)

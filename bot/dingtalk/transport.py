@@ -1,24 +1,40 @@
 """bot.transport.Transport over DingTalk's robot APIs: users by oToMessages/batchSend (up to 20 at a
 time), groups by groupMessages/send. Neither API takes an @ list: @-mentions in a group go through
-the session-webhook reply to the message that caused them (bot.dingtalk.inbound)."""
+the session-webhook reply to the message that caused them (bot.dingtalk.inbound).
+
+With cards on, a message with actions is an interactive card instead (bot.dingtalk.cards), one
+createAndDeliver call per recipient: so the transport takes one recipient per message, and only one
+send at a time can sit between DingTalk's 200 and the outbox's commit (SPEC §7)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.dingtalk.cards import card_data, deliver_body
 from bot.dingtalk.markdown import compose
 from bot.dingtalk.openapi import MAX_BATCH_USERS, OpenApiClient
 from bot.transport import OutgoingMessage, SendError
 
 
 class DingTalkTransport:
-    max_batch = MAX_BATCH_USERS
-
-    def __init__(self, client: OpenApiClient) -> None:
+    def __init__(self, client: OpenApiClient, *, cards: bool = False, robot_code: str = "") -> None:
         self._client = client
+        self._cards = cards
+        self.shows_cards = cards  # read by the outbox: fold per card
+        self._robot_code = robot_code
+        self.max_batch = 1 if cards else MAX_BATCH_USERS
 
     async def send(self, message: OutgoingMessage) -> dict[str, SendError]:
+        if message.card_update:  # without cards there is nothing on screen to update
+            if self._cards and message.card_id:
+                await self._client.update_card(message.card_id, card_data(message))
+            return {}
+        if self._cards and message.actions and message.text.strip() and not (message.image_path or message.file_path):
+            if message.target not in ("user", "group"):
+                raise SendError(f"unknown target {message.target!r}", transient=False)
+            await self._client.create_and_deliver_card(deliver_body(message, self._robot_code))
+            return {}
         payloads = []
         # upload first: it is the likeliest step to fail, and failing before the caption went
         # out means a retry repeats nothing

@@ -211,3 +211,19 @@ def test_the_wheel_carries_the_demo_roster_and_the_demo_runs_from_it(tmp_path: P
                           capture_output=True, text=True, timeout=120, cwd=elsewhere, env=env)
     assert demo.returncode == 0, demo.stderr[-2000:]
     assert "✅ 演示结束" in demo.stdout
+
+
+def test_console_shows_cards_with_numbered_buttons_and_a_number_taps_one(elsewhere: Path) -> None:
+    data = elsewhere / "data"
+    data.mkdir()
+    a_database_with_one_task(data / "duban.db")
+    env = {"DUBAN_DATABASE_URL": f"sqlite:///{data / 'duban.db'}", "DUBAN_ROSTER_FILE": str(ROSTER),
+           "DUBAN_DINGTALK_CARDS": "on"}
+    console = duban("console", "--as", "u_zhujian", env=env, stdin="我的\n1\n2\n已完成城区排查 60%\n")
+    out = console.stdout
+    assert console.exit_code == 0, out
+    assert "［1 签收］ ［2 汇报进展］ ［3 申请延期］ ［4 办结］" in out  # the task's card, as text
+    assert "已签收 DB-2026-0001" in out  # "1": 签收, tapped as u_zhujian
+    assert "［9 汇报进展］ ［10 申请延期］ ［11 办结］" in out  # updated in place: no 签收 any more
+    assert "请回复进展情况" in out  # "2": 汇报进展 asks for the words
+    assert "进展已记录" in out and "**最新进展**（王建华" in out  # the next line was the progress

@@ -99,7 +99,7 @@ async def test_due_rows_go_out_once_folded_per_recipient(engine: Engine) -> None
 
     dm = next(m for m in transport.sent if m.target == "user")
     assert dm.outbox_ids == (first, second) and "一" in dm.text and "二" in dm.text
-    assert dm.title == "通知（共2条）" and len(dm.actions) == 2
+    assert dm.title == "通知（共2条）" and len(dm.actions) == 1  # the same action, shown once (issue 11 point 5)
     state = rows(engine)
     assert {state[i].status for i in (first, second, group)} == {OutboxStatus.SENT}
     assert state[later].status == OutboxStatus.PENDING

@@ -67,6 +67,7 @@ class Config:
     rate_per_second: float  # the sender's pacing, for users and for each group
     roster: Path | None = None  # serve() only
     clock: FastClock | None = None  # serve() needs one; send() runs on the wall clock without
+    cards: bool = False  # interactive cards as the transport (DUBAN_DINGTALK_CARDS)
 
 
 def fork_server() -> ForkServerContext:
@@ -94,7 +95,7 @@ def send(config: Config) -> None:
 
 async def _serve(config: Config) -> None:
     assert config.roster is not None and config.clock is not None
-    settings = Settings(database_url=config.database_url, roster_file=config.roster,
+    settings = Settings(database_url=config.database_url, roster_file=config.roster, dingtalk_cards=config.cards,
                         reports_dir=config.log_file.parent / "reports", rules=Rules(auto_issue=True))
     service = Service(settings, _dingtalk(config), RunSettings(http_port=0), config.clock, _pacer(config))
     stop = _stop_on_sigterm()
@@ -112,7 +113,8 @@ async def _send(config: Config) -> None:
     engine = make_engine(config.database_url)
     stop = _stop_on_sigterm()
     async with OpenApiClient(_dingtalk(config)) as client:
-        await run_sender(engine, DingTalkTransport(client), config.clock or SystemClock(), worker_name(os.getpid()),
+        transport = DingTalkTransport(client, cards=config.cards, robot_code=config.client_id)
+        await run_sender(engine, transport, config.clock or SystemClock(), worker_name(os.getpid()),
                          stop, pacer=_pacer(config))
     engine.dispose()
 
@@ -120,7 +122,7 @@ async def _send(config: Config) -> None:
 def _dingtalk(config: Config) -> DingTalkSettings:
     return DingTalkSettings(client_id=config.client_id, client_secret=config.client_secret,
                             openapi_endpoint=config.emulator_url, oapi_endpoint=config.emulator_url,
-                            rate_per_second=config.rate_per_second, timeout_seconds=5.0)
+                            rate_per_second=config.rate_per_second, timeout_seconds=5.0, cards=config.cards)
 
 
 def _pacer(config: Config) -> SendPacer:

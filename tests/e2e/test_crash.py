@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import psycopg
+import pytest
 import yaml
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import Engine
@@ -39,7 +40,7 @@ from bot.app import Bot
 from bot.clock import FakeClock
 from bot.settings import Settings
 from handlers.incoming import Incoming
-from message_templates.reply import Reply
+from message_templates.reply import Action, Reply
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation, notice_state, task_state
 from reminders.rules import Rules
@@ -70,7 +71,9 @@ RUN_DAYS = 17  # and a little more, for the yellows; ends on a Thursday 09:00
 SPEED = 43_200.0
 AFTER_SPEED = 1_800.0  # after the end: a dead worker's 5-minute lease runs out in 0.2 s
 KILLS = {"claim→send": 7, "200→commit": 7, "random": 6}
+KILLS_WITH_CARDS = {"claim→send": 2, "200→commit": 3, "random": 1}  # fewer: the full run is already long
 MESSAGE_PATHS = ("/v1.0/robot/oToMessages/batchSend", "/v1.0/robot/groupMessages/send")
+CARD_PATHS = (*MESSAGE_PATHS, "/v1.0/card/instances/createAndDeliver")  # card updates are not messages
 RATE_PER_SECOND = 200.0  # simulated time needs more than production's 5 sends/s
 RESENT = re.compile(r"outbox row=(\d+) lease of \S+ expired, sending again")
 WAIT_SECONDS = 30.0
@@ -195,6 +198,8 @@ def expected_notices(url: str, end: datetime) -> tuple[dict[Sent, datetime], lis
         by_task[notice.task_id].append(notice)
         if notice.status is not NoticeStatus.ISSUED:
             continue
+        if notice.kind is NoticeKind.COURTESY and policy.send_time(notice.created_at) >= notice.deadline_at_issue:
+            continue  # a 临期提醒 that could only go out once the deadline passed is dropped (issue 11)
         task = tasks[notice.task_id]
         recipients = [("user", heads[task.lead_unit_id])]
         if notice.kind in (NoticeKind.YELLOW, NoticeKind.RED):
@@ -249,6 +254,7 @@ class Harness:
     def __init__(self, emulator: Emulator, config: Config, url: str,
                  target: Callable[[Config], None] = crash_runner.serve) -> None:
         self.emulator, self.config, self.url, self.target = emulator, config, url, target
+        self.paths = CARD_PATHS if config.cards else MESSAGE_PATHS
         self.db = reader(url)
         self.fork_server = crash_runner.fork_server()
         self.process: BaseProcess | None = None
@@ -292,7 +298,7 @@ class Harness:
         carry one text, as a monthly bulletin and its chart do), and the rows claimed but unsent."""
         with Session(self.db) as session:
             mine = session.exec(select(Outbox).where(
-                Outbox.status.in_((OutboxStatus.SENDING, OutboxStatus.SENT)),
+                Outbox.status.in_((OutboxStatus.SENDING, OutboxStatus.SENT)), Outbox.card_update.is_(False),
                 Outbox.claimed_by == crash_runner.worker_name(self.child.pid or 0))).all()
         life = self.emulator.deliveries[self.life:]
         arrived = arrivals({key(row) for row in mine}, life)
@@ -335,7 +341,7 @@ class Harness:
 
     async def kill_before_accept(self, rng: random.Random) -> Kill:
         await asyncio.sleep(rng.uniform(0.1, 1.0))  # into its work: then the next send is the one
-        self.emulator.hold_sends(MESSAGE_PATHS)
+        self.emulator.hold_sends(self.paths)
         await self.wait(lambda: bool(self.emulator.held), "a send")
         await self.wait(lambda: not self.in_flight().accepted, "earlier sends to be recorded")
         kill = await self.kill("claim→send")
@@ -344,7 +350,7 @@ class Harness:
 
     async def kill_after_accept(self, rng: random.Random) -> Kill:
         await asyncio.sleep(rng.uniform(0.1, 1.0))
-        self.emulator.hold_sends(MESSAGE_PATHS)
+        self.emulator.hold_sends(self.paths)
         while True:
             await self.wait(lambda: self.emulator.waiting, "a send")
             await self.wait(lambda: not self.in_flight().accepted, "earlier sends to be recorded")
@@ -396,6 +402,18 @@ class Harness:
 
 async def test_kill_9_twenty_times_loses_nothing_and_duplicates_only_what_dingtalk_had_accepted(
         dingtalk: Emulator, db_url: str, tmp_path: Path) -> None:
+    await kill_and_check(dingtalk, db_url, tmp_path, KILLS)
+
+
+async def test_kill_9_with_interactive_cards_as_the_transport(dingtalk: Emulator, tmp_path: Path) -> None:
+    """The same guarantees with every task message a card (createAndDeliver) and its in-place
+    updates (PUT) riding the outbox too: fewer kills, on SQLite only, to keep the run short."""
+    await kill_and_check(dingtalk, f"sqlite:///{tmp_path}/duban.db", tmp_path, KILLS_WITH_CARDS, cards=True)
+    assert dingtalk.cards.cards and sum(card.updates for card in dingtalk.cards.cards.values()) > 0
+
+
+async def kill_and_check(dingtalk: Emulator, db_url: str, tmp_path: Path, kills: dict[str, int],
+                         cards: bool = False) -> None:
     started = time.monotonic()
     start = simulated_start()
     roster = write_roster(tmp_path / "roster.yaml")
@@ -404,7 +422,7 @@ async def test_kill_9_twenty_times_loses_nothing_and_duplicates_only_what_dingta
 
     seed_value = int(os.environ.get("DUBAN_CRASH_SEED", time.time_ns() % 10**6))
     rng = random.Random(seed_value)
-    plan = [window for window, count in KILLS.items() for _ in range(count)]
+    plan = [window for window, count in kills.items() for _ in range(count)]
     rng.shuffle(plan)
     end = start + timedelta(days=RUN_DAYS)
     clock = FastClock(start, time.time(), SPEED, end, AFTER_SPEED)
@@ -412,7 +430,7 @@ async def test_kill_9_twenty_times_loses_nothing_and_duplicates_only_what_dingta
     harness = Harness(dingtalk, Config(
         database_url=db_url, emulator_url=dingtalk.url, client_id=dingtalk.client_id,
         client_secret=dingtalk.client_secret, log_file=tmp_path / "logs" / "child.log",
-        rate_per_second=RATE_PER_SECOND, roster=roster, clock=clock), db_url)
+        rate_per_second=RATE_PER_SECOND, roster=roster, clock=clock, cards=cards), db_url)
     kill_in = {"random": harness.kill_at_random, "claim→send": harness.kill_before_accept,
                "200→commit": harness.kill_after_accept}
     try:
@@ -431,6 +449,7 @@ async def test_kill_9_twenty_times_loses_nothing_and_duplicates_only_what_dingta
 
     due = [row for row in rows if row.deliver_after <= done]
     assert [row.id for row in due if row.status != OutboxStatus.SENT] == [], "lost"
+    rows = [row for row in rows if not row.card_update]  # an update in place arrives as no new message
     # Each message arrived once per row recorded as sent, never for a row not recorded, plus once more for every kill that caught its row between
     # DingTalk's 200 and our commit — and for nothing else.
     expected = sum((kill.accepted for kill in harness.kills), Counter(key(row) for row in rows
@@ -477,24 +496,26 @@ class TooManyDuplicates(AssertionError):
     pass
 
 
-async def test_one_kill_duplicates_at_most_one_send(dingtalk: Emulator, tmp_path: Path) -> None:
+@pytest.mark.parametrize("cards", [False, True], ids=["markdown", "cards"])
+async def test_one_kill_duplicates_at_most_one_send(dingtalk: Emulator, tmp_path: Path, cards: bool) -> None:
     url = f"sqlite:///{tmp_path}/one-kill.db"
     engine = make_engine(url)
     create_schema(engine)
     start = datetime.now(SHANGHAI)
     with transaction(engine) as session:
         for n in range(20):
-            enqueue(session, Reply(title="通知", text=f"一次崩溃 第{n:02d}条"), target="user", recipient=f"u_{n:02d}",
-                    deliver_after=start, now=start)
+            # the same action for all: without cards they would go out in one batchSend
+            enqueue(session, Reply(title="通知", text=f"一次崩溃 第{n:02d}条", actions=(Action("签收", "签收 DB-2026-0001"),)),
+                    target="user", recipient=f"u_{n:02d}", deliver_after=start, now=start, task_id=n + 1)
     engine.dispose()
     (tmp_path / "logs").mkdir()
     clock = FastClock(start, time.time(), AFTER_SPEED, start, AFTER_SPEED)  # a lease runs out in 0.2 s
     harness = Harness(dingtalk, Config(
         database_url=url, emulator_url=dingtalk.url, client_id=dingtalk.client_id,
         client_secret=dingtalk.client_secret, log_file=tmp_path / "logs" / "child.log",
-        rate_per_second=RATE_PER_SECOND, clock=clock), url, crash_runner.send)
+        rate_per_second=RATE_PER_SECOND, clock=clock, cards=cards), url, crash_runner.send)
     try:
-        dingtalk.hold_sends(MESSAGE_PATHS)
+        dingtalk.hold_sends(harness.paths)
         harness.start()
         await harness.wait(lambda: dingtalk.held, "a send")
         arrived = 0

@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.emulator.cards import CARD_PATHS, CardHost
+
 ROBOT_DINGTALK_ID = "$:LWCP_v1:$robot0duban"
 CORP_ID = "ding0test0corp"
 SEND_PATHS = frozenset({
@@ -31,7 +33,7 @@ SEND_PATHS = frozenset({
     "/v1.0/robot/groupMessages/send",
     "/robot/sendBySession",
     "/media/upload",
-})
+}) | CARD_PATHS
 NEW_API_PREFIX = "/v1.0/"
 MAX_BATCH_USERS = 20
 MAX_GROUP_PARAM_BYTES = 15_000
@@ -126,6 +128,9 @@ class Emulator:
         self._runner: web.AppRunner | None = None
         self.held: list[HeldSend] = []
         self._holding: frozenset[str] = frozenset()
+        self.cards = CardHost(robot_code=self.robot_code, corp_id=CORP_ID, authorise=self._new_api_auth,
+                              frame=self._frame, deliver=lambda channel, to, param: self.deliveries.append(
+                                  Delivery(channel, to, "interactiveCard", param)))
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -146,6 +151,7 @@ class Emulator:
             web.post("/topapi/v2/department/listsub", self._listsub),
             web.post("/topapi/v2/department/get", self._department),
             web.post("/topapi/v2/user/get", self._user),
+            *self.cards.routes(),
         ])
         # handler_cancellation: a client that gave up (TIMEOUT) cancels its handler, as a gateway would
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)

@@ -1,0 +1,84 @@
+"""Which interactive card an outbox row shows, and where each card was shown.
+
+A row whose actions act on a task is a card: its key says what the card is about — "t.42" the task
+for its unit (签收 进展 延期 办结), "r.42" its review (销号 退回), "x.42" an extension request
+(同意 驳回), "n.DB-2026-0042-Y1" a draft for signature (签发 暂缓). Each row that shows a card gets
+an outTrackId of its own (rows due together in one chat share one: they fold into one card), and
+every card shown for a key is updated in place when what it is about changes (reminders/cards.py).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from message_templates.reply import Action, Reply
+from storage.models import Outbox, OutboxStatus
+
+NEW_CARDS = "duban_new_cards"  # session.info key: the cards this transaction made
+KINDS = {"签收": "t", "进展": "t", "延期": "t", "办结": "t", "销号": "r", "退回": "r",
+         "同意延期": "x", "驳回延期": "x", "签发": "n", "暂缓": "n"}
+
+
+def card_key(actions: Sequence[Action], task_id: int | None) -> str | None:
+    if not actions or task_id is None:
+        return None
+    word, _, rest = actions[0].command.strip().partition(" ")
+    kind = KINDS.get(word)
+    if kind is None or not rest:
+        return None
+    return f"n.{rest.split()[0]}" if kind == "n" else f"{kind}.{task_id}"
+
+
+def place(session: Session, row: Outbox) -> None:
+    """Give a new row its card, before it is added: the card of a row still waiting in the same chat
+    for the same moment (they will fold into one), or a new one."""
+    key = card_key([Action(label, command) for label, command in row.actions], row.task_id)
+    if key is None:
+        return
+    row.card_key = key
+    row.card_id = session.exec(select(Outbox.card_id).where(
+        Outbox.card_key == key, Outbox.target == row.target, Outbox.recipient == row.recipient,
+        Outbox.deliver_after == row.deliver_after, Outbox.status == OutboxStatus.PENDING,
+        Outbox.card_update.is_(False), Outbox.card_id.is_not(None))).first() or f"duban.{key}.{uuid.uuid4().hex[:12]}"
+    session.info.setdefault(NEW_CARDS, set()).add(row.card_id)
+
+
+@dataclass(frozen=True)
+class Shown:
+    card_id: str
+    key: str
+    target: str
+    recipient: str
+    deliver_after: datetime  # an update must not overtake the card's own creation
+
+
+def shown(session: Session, keys: Sequence[str]) -> list[Shown]:
+    """Every card shown (or about to be) for these keys; a card that never could be is left out."""
+    rows = session.exec(select(Outbox.card_id, Outbox.card_key, Outbox.target, Outbox.recipient,
+                               Outbox.deliver_after)
+                        .where(Outbox.card_key.in_(keys), Outbox.card_update.is_(False),
+                               Outbox.status != OutboxStatus.DEAD)
+                        .order_by(Outbox.id))
+    return list({card_id: Shown(card_id, key, target, recipient, after)
+                 for card_id, key, target, recipient, after in rows}.values())
+
+
+def update(session: Session, card: Shown, reply: Reply, now: datetime) -> bool:
+    """Queue `reply` as the card's new content, unless the card already shows (or will) exactly it."""
+    last = session.exec(select(Outbox).where(Outbox.card_key == card.key, Outbox.card_id == card.card_id)
+                        .order_by(Outbox.id.desc())).first()
+    actions = [[a.label, a.command] for a in reply.actions]
+    if card.card_id in session.info.get(NEW_CARDS, ()):
+        return False  # made in this very transaction: it already says what is current
+    if last is not None and last.card_update and (last.title, last.text, last.actions) == (reply.title, reply.text,
+                                                                                              actions):
+        return False
+    session.add(Outbox(target=card.target, recipient=card.recipient, title=reply.title, text=reply.text,
+                       actions=actions, deliver_after=max(now, card.deliver_after), created_at=now,
+                       card_key=card.key, card_id=card.card_id, card_update=True))
+    return True
