@@ -417,6 +417,7 @@ async def test_duban_run_serves_health_metrics_and_stops_cleanly(dingtalk: Emula
                                            conversation_id="cid_all_units")
             await dingtalk.push_frame(frame)
             await dingtalk.wait_for(lambda: len(dingtalk.to("u_zhujian", "user")) == 1)  # the sender woke at once
+            await dingtalk.wait_for(lambda: dingtalk.acked(frame) > 0)  # counted before the ack goes out
 
             metrics = (await http.get("/metrics")).text
             assert 'duban_inbound_messages_total{result="handled"} 1.0' in metrics
