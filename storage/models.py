@@ -235,6 +235,45 @@ class Outbox(SQLModel, table=True):
     sent_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     task_id: int | None = Field(default=None, index=True)
     notice_id: int | None = None
+    # a DING, not a chat message: 1 in-app, 2 SMS, 3 phone (robot/ding/send remindType)
+    ding_remind_type: int | None = None
+    # what DingTalk answered to ask who read it: processQueryKey, or openDingId for a DING
+    receipt_key: str | None = None
+
+
+class ReadWatch(SQLModel, table=True):
+    """A sent colour notice whose readers we still ask DingTalk about (storage/receipts.py)."""
+
+    outbox_id: int = Field(primary_key=True, foreign_key="outbox.id")
+    channel: str  # "user" (oToMessages/readStatus), "group" (groupMessages/query) or "ding"
+    sent_at: datetime = Field(sa_column=_at())
+    next_poll_at: datetime = Field(sa_column=_at())
+    polls: int = 0
+    done: bool = Field(default=False, index=True)
+
+
+class ReadReceipt(SQLModel, table=True):
+    """Evidence that a person read a notice: inserted once, never updated."""
+
+    __table_args__ = (UniqueConstraint("outbox_id", "user_id", name="uq_readreceipt_outbox_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int = Field(foreign_key="outbox.id", index=True)
+    notice_id: int | None = Field(default=None, index=True)
+    user_id: str
+    read_at: datetime = Field(sa_column=_at())
+    # True: DingTalk's own read time (one-to-one); False: the poll that first saw it (groups, DING)
+    exact: bool
+    recorded_at: datetime = Field(sa_column=_at())
+
+
+class Undeliverable(SQLModel, table=True):
+    """A person DingTalk refused to deliver to (invalidStaffIdList): the 督查室 is told once."""
+
+    user_id: str = Field(primary_key=True)
+    first_at: datetime = Field(sa_column=_at())
+    last_at: datetime = Field(sa_column=_at())
+    rows: int = 0
 
 
 class ProcessedMessage(SQLModel, table=True):

@@ -24,6 +24,8 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
+from tests.emulator.receipts import DING_SEND, Receipts
+
 ROBOT_DINGTALK_ID = "$:LWCP_v1:$robot0duban"
 CORP_ID = "ding0test0corp"
 SEND_PATHS = frozenset({
@@ -31,6 +33,7 @@ SEND_PATHS = frozenset({
     "/v1.0/robot/groupMessages/send",
     "/robot/sendBySession",
     "/media/upload",
+    DING_SEND,
 })
 NEW_API_PREFIX = "/v1.0/"
 MAX_BATCH_USERS = 20
@@ -126,6 +129,7 @@ class Emulator:
         self._runner: web.AppRunner | None = None
         self.held: list[HeldSend] = []
         self._holding: frozenset[str] = frozenset()
+        self.receipts = Receipts(self)  # read status and DING (tests/emulator/receipts.py)
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -146,6 +150,7 @@ class Emulator:
             web.post("/topapi/v2/department/listsub", self._listsub),
             web.post("/topapi/v2/department/get", self._department),
             web.post("/topapi/v2/user/get", self._user),
+            *self.receipts.routes(),
         ])
         # handler_cancellation: a client that gave up (TIMEOUT) cancels its handler, as a gateway would
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
@@ -432,7 +437,9 @@ class Emulator:
         for user_id in user_ids:
             if user_id not in invalid:
                 self.deliveries.append(Delivery("user", user_id, body["msgKey"], param))
-        return web.json_response({"processQueryKey": uuid.uuid4().hex, "invalidStaffIdList": invalid,
+        key = uuid.uuid4().hex
+        self.receipts.remember(key, "user", tuple(u for u in user_ids if u not in invalid))
+        return web.json_response({"processQueryKey": key, "invalidStaffIdList": invalid,
                                   "flowControlledStaffIdList": []})
 
     async def _group_send(self, request: web.Request) -> web.Response:
@@ -444,7 +451,9 @@ class Emulator:
         if len(body["msgParam"].encode()) > MAX_GROUP_PARAM_BYTES:
             return _bad("msgParam 超过 15000 字节")
         self.deliveries.append(Delivery("group", body["openConversationId"], body["msgKey"], param))
-        return web.json_response({"processQueryKey": uuid.uuid4().hex})
+        key = uuid.uuid4().hex
+        self.receipts.remember(key, "group", (body["openConversationId"],))
+        return web.json_response({"processQueryKey": key})
 
     async def _session_webhook(self, request: web.Request) -> web.Response:
         conversation = self._sessions.get(request.query.get("session", ""))
