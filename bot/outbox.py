@@ -247,9 +247,9 @@ async def _send_one(state: _Round, message: OutgoingMessage) -> None:
             await state.pacer.wait(message)
         receipt_key = None
         try:
-            result = await state.transport.send(message) or {}
+            result = await state.transport.send(message)  # an empty SendResult is falsy: no `or`
             receipt_key = getattr(result, "receipt_key", None)
-            failures = dict(result)
+            failures = dict(result or {})
         except SendError as exc:
             failures = dict.fromkeys(message.recipients, exc)
         except Exception as exc:  # a transport bug must not stop the sender loop; retry as transient

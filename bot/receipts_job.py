@@ -7,6 +7,7 @@ outage costs nothing extra and nothing is ever asked twice in one look.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import datetime
 
@@ -58,7 +59,5 @@ async def run_receipts(engine: Engine, client: OpenApiClient, clock: Clock, stop
                 log.info("read receipts: %d new", added)
         except Exception:  # the database is away, say: try at the next look
             log.exception("read-status round failed")
-        try:
+        with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), every)
-        except TimeoutError:
-            pass

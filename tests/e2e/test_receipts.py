@@ -1,0 +1,88 @@
+"""Issue 13 end to end on the emulator: recipients DingTalk refused are reported and not counted
+as sent; read receipts come back from DingTalk's read-status APIs within a stated call budget;
+red notices DING the unit head through the outbox."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import Session, select
+
+from bot.dingtalk import receipts as wire
+from bot.receipts_job import poll_once
+from storage.models import Notice, NoticeKind, Outbox, OutboxStatus, ReadReceipt, Undeliverable
+from storage.receipts import MAX_POLLS, WATCH_FOR
+from storage.tz import shanghai
+from tests.helpers import HEAD, LIAISON, OFFICE, World
+
+BATCH_SEND = "/v1.0/robot/oToMessages/batchSend"
+
+
+async def _blue(world: World) -> Notice:
+    """A task whose deadline passed: its blue notice is sent to the head (and the liaison)."""
+    await world.say("u_xianzhang", "交办 县住建局 燃气隐患排查 截止11月24日", group="cid_all_units")
+    await world.deliver_all()
+    world.clock.set(shanghai(2026, 11, 25, 9, 0))
+    assert world.bot.tick() > 0
+    await world.deliver_all()
+    with Session(world.engine) as session:
+        return session.exec(select(Notice).where(Notice.kind == NoticeKind.BLUE)).one()
+
+
+async def test_a_refused_recipient_is_not_counted_as_sent_and_the_office_is_told_once(world: World) -> None:
+    world.emulator.invalid_users.add(HEAD)
+    await world.say("u_xianzhang", "交办 县住建局 燃气隐患排查 截止12月10日", group="cid_all_units")
+    await world.say("u_xianzhang", "交办 县住建局 道路修补 截止12月11日", group="cid_all_units")
+    await world.deliver_all()
+
+    rows = [r for r in world.outbox() if r.task_id]
+    to_head = [r for r in rows if r.recipient == HEAD]
+    assert len(to_head) == 2 and all(r.status == OutboxStatus.DEAD for r in to_head)
+    assert all("invalidStaffIdList" in r.last_error for r in to_head)
+    assert all(r.status == OutboxStatus.SENT for r in rows if r.recipient == LIAISON)
+    assert world.emulator.to(HEAD, "user") == []
+    told = [d for d in world.emulator.to(OFFICE, "user") if HEAD in d.text]
+    assert len(told) == 1, [d.text for d in world.emulator.to(OFFICE, "user")]
+    with Session(world.engine) as session:
+        [refused] = session.exec(select(Undeliverable)).all()
+    assert (refused.user_id, refused.rows) == (HEAD, 2)
+
+
+async def test_read_receipts_arrive_and_are_never_rewritten(world: World) -> None:
+    notice = await _blue(world)
+    sent_at = world.clock.now()
+    read_at = shanghai(2026, 11, 25, 9, 14)
+    world.emulator.receipts.read(HEAD, read_at)
+
+    world.clock.set(sent_at + timedelta(minutes=10))
+    assert await poll_once(world.engine, world.client, world.clock.now()) >= 1
+    with Session(world.engine) as session:
+        receipt = session.exec(select(ReadReceipt).where(ReadReceipt.user_id == HEAD)).one()
+    assert (receipt.notice_id, receipt.read_at, receipt.exact) == (notice.id, read_at, True)
+
+    # DingTalk later answering another time changes nothing: the first read time is the evidence
+    for sent in world.emulator.receipts.sent.values():
+        if HEAD in sent.reads:
+            sent.reads[HEAD] += 3_600_000
+    world.clock.set(sent_at + timedelta(days=2))
+    await poll_once(world.engine, world.client, world.clock.now())
+    with Session(world.engine) as session:
+        assert session.exec(select(ReadReceipt).where(ReadReceipt.user_id == HEAD)).one().read_at == read_at
+
+
+async def test_the_read_status_job_stays_within_its_call_budget(world: World) -> None:
+    """Nobody reads: every key is asked about on the schedule until the week is out, and never
+    more than MAX_POLLS times; one who reads stops the asking for that key."""
+    await _blue(world)
+    with Session(world.engine) as session:
+        keys = {r.receipt_key for r in session.exec(select(Outbox).where(Outbox.notice_id.is_not(None)))}
+    start = world.clock.now()
+    wire.CALLS.clear()
+    while world.clock.now() < start + WATCH_FOR + timedelta(days=1):
+        world.clock.advance(minutes=30)
+        await poll_once(world.engine, world.client, world.clock.now())
+    calls = sum(wire.CALLS.values())
+    per_key = calls / len(keys)
+    print(f"\nread-status calls: {calls} for {len(keys)} keys ({dict(wire.CALLS)}): {per_key:.1f} per key, "
+          f"budget {MAX_POLLS}")
+    assert per_key == MAX_POLLS
