@@ -5,6 +5,9 @@ red notices DING the unit head through the outbox."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
+
+from openpyxl import load_workbook
 
 from sqlmodel import Session, select
 
@@ -68,6 +71,35 @@ async def test_read_receipts_arrive_and_are_never_rewritten(world: World) -> Non
     await poll_once(world.engine, world.client, world.clock.now())
     with Session(world.engine) as session:
         assert session.exec(select(ReadReceipt).where(ReadReceipt.user_id == HEAD)).one().read_at == read_at
+
+    # 查询, 台账 and the Excel file all show it
+    code = world.tasks()[0].code
+    await world.say(OFFICE, f"查询 {code}")
+    await world.say(OFFICE, "台账")
+    shown = [d.text for d in world.emulator.to(f"cid{OFFICE}single", "webhook")]
+    assert "已读 11月25日 09:14" in shown[-2] and "已读 11月25日 09:14" in shown[-1], shown
+    [[*_, cell]] = _exported_rows(await _export(world))
+    assert "已读 11月25日 09:14" in cell.value
+    assert cell.font.color is None or cell.font.color.rgb != "FFFF0000"
+
+
+async def test_unread_after_a_working_day_is_red_in_the_excel_file(world: World) -> None:
+    await _blue(world)
+    assert "未读" in str(_exported_rows(await _export(world))[0][-1].value)
+    world.clock.set(shanghai(2026, 11, 26, 9, 30))  # a working day after it went out
+    [[*_, cell]] = _exported_rows(await _export(world))
+    assert "未读" in cell.value and cell.font.color.rgb == "FFFF0000"
+
+
+async def _export(world: World) -> Path:
+    await world.say(OFFICE, "台账 导出")
+    [row] = [r for r in world.outbox() if r.file_path and r.status == OutboxStatus.PENDING]
+    await world.deliver_all()
+    return Path(str(row.file_path))
+
+
+def _exported_rows(path: Path) -> list[tuple]:
+    return list(load_workbook(path)["督办台账"].iter_rows(min_row=2))
 
 
 async def test_the_read_status_job_stays_within_its_call_budget(world: World) -> None:
