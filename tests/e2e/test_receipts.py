@@ -8,7 +8,6 @@ from datetime import timedelta
 from pathlib import Path
 
 from openpyxl import load_workbook
-
 from sqlmodel import Session, select
 
 from bot.dingtalk import receipts as wire
@@ -118,3 +117,28 @@ async def test_the_read_status_job_stays_within_its_call_budget(world: World) ->
     print(f"\nread-status calls: {calls} for {len(keys)} keys ({dict(wire.CALLS)}): {per_key:.1f} per key, "
           f"budget {MAX_POLLS}")
     assert per_key == MAX_POLLS
+
+
+async def _red(world: World) -> None:
+    """Blue, yellow and red, each issued at once (auto_issue) and sent."""
+    world.bot.settings.rules.auto_issue = True
+    await world.say("u_xianzhang", "交办 县住建局 燃气隐患排查 截止11月24日", group="cid_all_units")
+    await world.deliver_all()
+    for day in range(24):
+        world.clock.set(shanghai(2026, 11, 25, 9, 0) + timedelta(days=day))
+        world.bot.tick()
+        await world.deliver_all()
+
+
+async def test_a_red_notice_dings_the_head_once_and_names_who_left_the_yellow_unread(world: World) -> None:
+    await _red(world)
+    with Session(world.engine) as session:
+        reds = session.exec(select(Notice).where(Notice.kind == NoticeKind.RED)).all()
+        dings = session.exec(select(Outbox).where(Outbox.ding_remind_type.is_not(None))).all()
+    assert reds, "no red notice in the week"
+    assert len(world.emulator.receipts.dings_to(HEAD)) == len(reds) == len(dings)
+    assert all(d.receipt_key and d.status == OutboxStatus.SENT for d in dings)  # openDingId kept
+    [ding] = world.emulator.receipts.dings_to(HEAD)[:1]
+    assert ding.remind_type == 1 and reds[0].code in ding.content
+    red_post = next(d for d in world.emulator.to("cid_leaders", "group") if "红色督办单" in d.text)
+    assert "黄色督办单至今未读" in red_post.text and "住建" in red_post.text
