@@ -7,15 +7,21 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import httpx
 from openpyxl import load_workbook
 from sqlmodel import Session, select
 
+from bot.clock import FakeClock
 from bot.dingtalk import receipts as wire
 from bot.receipts_job import poll_once
+from bot.run import RunSettings, Service
+from bot.settings import Settings
+from bot.simulation import ROSTER
 from storage.models import Notice, NoticeKind, Outbox, OutboxStatus, ReadReceipt, Undeliverable
 from storage.receipts import MAX_POLLS, WATCH_FOR
 from storage.tz import shanghai
-from tests.helpers import HEAD, LIAISON, OFFICE, World
+from tests.emulator import Emulator
+from tests.helpers import HEAD, LIAISON, OFFICE, START, World, dingtalk_settings
 
 BATCH_SEND = "/v1.0/robot/oToMessages/batchSend"
 
@@ -142,3 +148,23 @@ async def test_a_red_notice_dings_the_head_once_and_names_who_left_the_yellow_un
     assert ding.remind_type == 1 and reds[0].code in ding.content
     red_post = next(d for d in world.emulator.to("cid_leaders", "group") if "红色督办单" in d.text)
     assert "黄色督办单至今未读" in red_post.text and "住建" in red_post.text
+
+
+async def test_duban_run_lists_refused_people_in_healthz_and_counts_in_metrics(dingtalk: Emulator,
+                                                                               tmp_path: Path) -> None:
+    dingtalk.invalid_users.add(HEAD)
+    service = Service(Settings(database_url=f"sqlite:///{tmp_path}/run.db", roster_file=ROSTER),
+                      dingtalk_settings(dingtalk), RunSettings(http_port=0), FakeClock(START))
+    await service.start()
+    try:
+        await dingtalk.wait_for(lambda: service.stream.connected)
+        await dingtalk.push_frame(dingtalk.robot_message("交办 县住建局 燃气隐患排查 截止12月10日",
+                                                         sender="u_xianzhang", conversation_id="cid_all_units"))
+        await dingtalk.wait_for(lambda: len(dingtalk.to(LIAISON, "user")) == 1)
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{service.port}") as http:
+            await dingtalk.wait_for(lambda: bool(service.health()["undeliverable_users"]))
+            assert (await http.get("/healthz")).json()["undeliverable_users"] == [HEAD]
+            metrics = (await http.get("/metrics")).text
+        assert "duban_outbox_undeliverable_total" in metrics and "duban_read_status_calls" in metrics
+    finally:
+        await service.stop()
