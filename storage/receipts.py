@@ -3,9 +3,9 @@
 A sent notice row with a receipt key (processQueryKey, or openDingId for a DING) gets a ReadWatch;
 the read-status job (bot/receipts_job.py) asks DingTalk about each watched key on a fixed
 schedule — POLL_AFTER after sending, then every POLL_EVERY — until everyone it went to has read
-it or WATCH_FOR has passed. One call answers for every row that shares a key (a batchSend to
-several heads), so the cost is per key, not per person: at most MAX_POLLS calls (times the pages
-of a large group) per key.
+it or WATCH_FOR has passed (OTO_WINDOW for one-to-one messages: DingTalk forgets them sooner). One call answers for every row that shares a key (a batchSend to
+several heads), so the cost is per key, not per person: at most max_polls(window) calls (times
+the pages of a large group) per key — 4 for a one-to-one key, 16 for a group or DING key.
 
 Read times are evidence: a ReadReceipt is inserted once and never updated.
 """
@@ -28,7 +28,17 @@ WATCH_FOR = timedelta(days=7)
 # soon after sending (most heads read within the hour), then less and less often
 POLL_AFTER = (timedelta(minutes=10), timedelta(hours=1), timedelta(hours=4))
 POLL_EVERY = timedelta(hours=12)
-MAX_POLLS = len(POLL_AFTER) + int((WATCH_FOR - POLL_AFTER[-1]) / POLL_EVERY)  # 3 + 13 = 16
+# DingTalk answers oToMessages/readStatus only within 24 hours of sending (its API page, "在发送
+#消息24小时内可以通过processQueryKey查询"): one-to-one messages are watched that long, no longer
+OTO_WINDOW = timedelta(hours=24)
+
+
+def max_polls(window: timedelta) -> int:
+    """The budget: how many looks a key gets within `window` (16 for a week, 4 for a day)."""
+    return len(POLL_AFTER) + int((window - POLL_AFTER[-1]) / POLL_EVERY)
+
+
+MAX_POLLS = max_polls(WATCH_FOR)
 
 
 @dataclass(frozen=True)
@@ -98,7 +108,8 @@ def record(engine: Engine, watched: WatchedKey, reads: Iterable[Read], now: date
             watch_row.polls += 1
             everyone = row.target == "user" and row.recipient in readers
             watch_row.next_poll_at = _next_poll(watch_row.sent_at, watch_row.polls)
-            watch_row.done = everyone or watch_row.next_poll_at > watch_row.sent_at + WATCH_FOR
+            window = OTO_WINDOW if watch_row.channel == "user" else WATCH_FOR
+            watch_row.done = everyone or watch_row.next_poll_at > watch_row.sent_at + window
             session.add(watch_row)
     return added
 
