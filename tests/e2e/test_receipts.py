@@ -40,6 +40,8 @@ async def _blue(world: World) -> Notice:
 async def test_a_refused_recipient_is_not_counted_as_sent_and_the_office_is_told_once(world: World) -> None:
     world.emulator.invalid_users.add(HEAD)
     await world.say("u_xianzhang", "交办 县住建局 燃气隐患排查 截止12月10日", group="cid_all_units")
+    await world.deliver_all()
+    world.clock.advance(minutes=5)  # a second send, its own call: refused again, not told again
     await world.say("u_xianzhang", "交办 县住建局 道路修补 截止12月11日", group="cid_all_units")
     await world.deliver_all()
 
