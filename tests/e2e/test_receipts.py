@@ -17,7 +17,8 @@ from bot.receipts_job import poll_once
 from bot.run import RunSettings, Service
 from bot.settings import Settings
 from bot.simulation import ROSTER
-from storage.models import Notice, NoticeKind, Outbox, OutboxStatus, ReadReceipt, Undeliverable
+from reminders.reports import print_report
+from storage.models import Notice, NoticeKind, Outbox, OutboxStatus, Person, ReadReceipt, Undeliverable
 from storage.receipts import MAX_POLLS, OTO_WINDOW, WATCH_FOR, max_polls
 from storage.tz import shanghai
 from tests.emulator import Emulator
@@ -56,6 +57,9 @@ async def test_a_refused_recipient_is_not_counted_as_sent_and_the_office_is_told
     with Session(world.engine) as session:
         [refused] = session.exec(select(Undeliverable)).all()
     assert (refused.user_id, refused.rows) == (HEAD, 2)
+    weekly = print_report("weekly", shanghai(2026, 11, 30, 9, 0), world.engine, world.bot.settings, world.bot.calendar)
+    with Session(world.engine) as session:
+        assert f"钉钉拒收 1 人\n{session.get(Person, HEAD).name}：" in weekly
 
 
 async def test_read_receipts_arrive_and_are_never_rewritten(world: World) -> None:
