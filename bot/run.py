@@ -40,6 +40,7 @@ from bot.dingtalk.transport import DingTalkTransport
 from bot.outbox import SendPacer, deliver_due, run_sender
 from bot.receipts_job import run_receipts
 from bot.settings import Settings
+from bot.todo_job import run_todos
 from handlers.incoming import Incoming
 from message_templates.reply import Reply
 from reminders.calendar import WorkCalendar
@@ -187,6 +188,9 @@ class Service:
             self.engine, self.transport, self.clock, self.worker, self._stop_sending, pacer=self.pacer, wake=self._wake))
         self._tasks["receipts"] = asyncio.create_task(run_receipts(self.engine, self.client, self.clock,
                                                                   self._stop_sending))
+        if self.dingtalk.todo:
+            self._tasks["todos"] = asyncio.create_task(run_todos(self.engine, self.client, self.clock,
+                                                                self._stop_sending))
         self.waker.start()
         # bulletins: a daily look at work_start, when reports fall due (each knows whether it is due
         # and goes out once per period), and one look now, so one due while the bot was down goes out
@@ -224,6 +228,8 @@ class Service:
         self._wake.set()
         await self._tasks["sender"]
         await self._tasks["receipts"]
+        if "todos" in self._tasks:
+            await self._tasks["todos"]
         try:
             sent = await asyncio.wait_for(
                 deliver_due(self.engine, self.transport, self.clock.now(), self.worker), FLUSH_SECONDS)

@@ -94,6 +94,7 @@ class Person(SQLModel, table=True):
     role: Role
     unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
     active: bool = True  # False once they left the roster: a stranger to the bot, kept as a name in history
+    union_id: str | None = None  # DingTalk unionId (topapi/v2/user/get): whose 待办 list a task goes to
 
 
 class ChatGroup(SQLModel, table=True):
@@ -274,6 +275,18 @@ class Undeliverable(SQLModel, table=True):
     first_at: datetime = Field(sa_column=_at())
     last_at: datetime = Field(sa_column=_at())
     rows: int = 0
+
+
+class TodoLink(SQLModel, table=True):
+    """A task's DingTalk 待办 in its lead unit's head's list, as last synced (bot/todo_job.py)."""
+
+    task_id: int = Field(primary_key=True, foreign_key="task.id")
+    union_id: str  # the owner and executor
+    todo_id: str | None = None  # DingTalk's id; None until created, or found again by sourceId
+    synced_due: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    synced_done: bool = False
+    ticked_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))  # head ticked it done
+    next_check_at: datetime = Field(sa_column=_at())
 
 
 class ProcessedMessage(SQLModel, table=True):

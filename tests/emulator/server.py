@@ -25,6 +25,7 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from tests.emulator.receipts import DING_SEND, Receipts
+from tests.emulator.todo import Todos
 
 ROBOT_DINGTALK_ID = "$:LWCP_v1:$robot0duban"
 CORP_ID = "ding0test0corp"
@@ -99,6 +100,7 @@ class OrgUser:
     name: str
     title: str = ""
     dept_ids: list[int] = field(default_factory=list)
+    union_id: str = ""
 
 
 class Emulator:
@@ -130,6 +132,7 @@ class Emulator:
         self.held: list[HeldSend] = []
         self._holding: frozenset[str] = frozenset()
         self.receipts = Receipts(self)  # read status and DING (tests/emulator/receipts.py)
+        self.todos = Todos(self)  # 待办 (tests/emulator/todo.py)
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -151,6 +154,7 @@ class Emulator:
             web.post("/topapi/v2/department/get", self._department),
             web.post("/topapi/v2/user/get", self._user),
             *self.receipts.routes(),
+            *self.todos.routes(),
         ])
         # handler_cancellation: a client that gave up (TIMEOUT) cancels its handler, as a gateway would
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
@@ -512,7 +516,8 @@ class Emulator:
         user = self.users.get((await request.json())["userid"])
         if user is None:
             return web.json_response({"errcode": 60121, "errmsg": "找不到该用户"})
-        return _ok({"userid": user.userid, "name": user.name, "title": user.title,
+        return _ok({"userid": user.userid, "unionid": user.union_id or f"union{user.userid}", "name": user.name,
+                    "title": user.title,
                     "dept_id_list": user.dept_ids, "active": True, "admin": False})
 
     # -- for assertions -----------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Proof that a notice was seen: the outbox keeps DingTalk's receipt key (processQueryKey or
 openDingId) and whether a row is a DING; readwatch holds what the read-status job still asks
-about, readreceipt the read times (never updated), undeliverable the people DingTalk refused.
+about, readreceipt the read times (never updated), undeliverable the people DingTalk refused; person.union_id and
+todolink keep each task's DingTalk 待办.
 
 Revision ID: 0007
 Revises: 0004
@@ -50,6 +51,18 @@ def upgrade() -> None:
     )
     op.create_index(op.f('ix_readreceipt_outbox_id'), 'readreceipt', ['outbox_id'], unique=False)
     op.create_index(op.f('ix_readreceipt_notice_id'), 'readreceipt', ['notice_id'], unique=False)
+    op.add_column('person', sa.Column('union_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True))
+    op.create_table('todolink',
+    sa.Column('task_id', sa.Integer(), nullable=False),
+    sa.Column('union_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+    sa.Column('todo_id', sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+    sa.Column('synced_due', storage.types.AwareDateTime(timezone=True), nullable=True),
+    sa.Column('synced_done', sa.Boolean(), nullable=False),
+    sa.Column('ticked_at', storage.types.AwareDateTime(timezone=True), nullable=True),
+    sa.Column('next_check_at', storage.types.AwareDateTime(timezone=True), nullable=False),
+    sa.ForeignKeyConstraint(['task_id'], ['task.id'], ),
+    sa.PrimaryKeyConstraint('task_id')
+    )
     op.create_table('undeliverable',
     sa.Column('user_id', sqlmodel.sql.sqltypes.AutoString(), nullable=False),
     sa.Column('first_at', storage.types.AwareDateTime(timezone=True), nullable=False),
@@ -61,6 +74,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table('undeliverable')
+    op.drop_table('todolink')
     op.drop_index(op.f('ix_readreceipt_notice_id'), table_name='readreceipt')
     op.drop_index(op.f('ix_readreceipt_outbox_id'), table_name='readreceipt')
     op.drop_table('readreceipt')
@@ -69,3 +83,4 @@ def downgrade() -> None:
     # plain ALTER TABLE (SQLite ≥ 3.35 drops columns; no batch copy of a table others point at)
     for column in ('receipt_key', 'ding_remind_type'):
         op.execute(f'ALTER TABLE outbox DROP COLUMN {column}')
+    op.execute('ALTER TABLE person DROP COLUMN union_id')
