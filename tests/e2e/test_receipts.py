@@ -175,3 +175,26 @@ async def test_duban_run_lists_refused_people_in_healthz_and_counts_in_metrics(d
         assert "duban_outbox_undeliverable_total" in metrics and "duban_read_status_calls" in metrics
     finally:
         await service.stop()
+
+
+async def test_group_and_ding_reads_are_recorded_once_at_the_look_that_saw_them(world: World) -> None:
+    await _red(world)
+    seen_at = world.clock.now() + timedelta(hours=1)
+    world.emulator.receipts.read_group("cid_leaders", HEAD, seen_at)
+    world.emulator.receipts.read(HEAD, seen_at)  # opens the DMs and the DINGs
+    world.clock.set(seen_at)
+    await poll_once(world.engine, world.client, world.clock.now())
+    with Session(world.engine) as session:
+        rows = {r.id: r for r in session.exec(select(Outbox))}
+        receipts = session.exec(select(ReadReceipt).where(ReadReceipt.user_id == HEAD)).all()
+    by_kind = {("ding" if rows[r.outbox_id].ding_remind_type else rows[r.outbox_id].target) for r in receipts}
+    assert {"group", "ding"} <= by_kind, by_kind
+    group_reads = {r.id: r.read_at for r in receipts if rows[r.outbox_id].target == "group"}
+    assert all(not r.exact for r in receipts if rows[r.outbox_id].target == "group")  # no read time from a group
+
+    world.clock.advance(hours=13)  # the next look sees the same readers: nothing is rewritten or added
+    await poll_once(world.engine, world.client, world.clock.now())
+    with Session(world.engine) as session:
+        again = session.exec(select(ReadReceipt).where(ReadReceipt.user_id == HEAD)).all()
+    assert {r.id: r.read_at for r in again if rows[r.outbox_id].target == "group"} == group_reads
+    assert len(again) == len(receipts)
