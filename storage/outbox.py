@@ -32,7 +32,8 @@ DEAD_LETTER_TEMPLATE = "delivery_dead"
 
 @dataclass
 class DeliveryCounters:
-    """Sends that may have reached someone twice, for /metrics (bot.run)."""
+    """For /metrics (bot.run): sends that may have reached someone twice, and rows never sent
+    because DingTalk refused their recipient."""
 
     unknown_outcome: int = 0  # rows retried after a send whose answer never came
     lease_expired: int = 0  # rows taken over, and sent again, after their claimer's lease ran out
