@@ -127,6 +127,10 @@ class Receipts:
         reached = tuple(u for u in users if u not in failed)
         open_ding_id = uuid.uuid4().hex
         self.dings.append(Ding(open_ding_id, reached, int(body["remindType"]), str(body["content"])))
+        from tests.emulator.server import Delivery  # here: server.py imports this module
+
+        for user_id in reached:  # on the wire like any delivery, on its own channel
+            self._emulator.deliveries.append(Delivery("ding", user_id, "ding", {"content": str(body["content"])}))
         self.remember(open_ding_id, "ding", reached)
         return web.json_response({"openDingId": open_ding_id,
                                   "failedList": {"invalidStaffIdList": failed} if failed else {}})

@@ -64,7 +64,8 @@ class Request:
 
 @dataclass(frozen=True)
 class Delivery:
-    """A message DingTalk accepted: channel "user" (batchSend, one per user), "group" or "webhook"."""
+    """A message DingTalk accepted: channel "user" (batchSend, one per user), "group", "webhook" or
+    "ding" (robot/ding/send, one per user: tests/emulator/receipts.py)."""
 
     channel: str
     to: str  # userId, or openConversationId
