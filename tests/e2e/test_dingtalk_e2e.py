@@ -417,6 +417,8 @@ async def test_duban_run_serves_health_metrics_and_stops_cleanly(dingtalk: Emula
                                            conversation_id="cid_all_units")
             await dingtalk.push_frame(frame)
             await dingtalk.wait_for(lambda: len(dingtalk.to("u_zhujian", "user")) == 1)  # the sender woke at once
+            # the DM can beat the handler's own bookkeeping (its webhook reply, then the count)
+            await dingtalk.wait_for(lambda: service.handler.handled == 1)
 
             metrics = (await http.get("/metrics")).text
             assert 'duban_inbound_messages_total{result="handled"} 1.0' in metrics
