@@ -61,7 +61,7 @@ class Demo(Simulation):
         """Every notice went to each recipient once: the demo's own proof of SPEC §7."""
         with Session(self.engine) as session:
             rows = session.exec(select(Outbox).where(Outbox.notice_id.is_not(None))).all()
-        seen = Counter((row.notice_id, row.target, row.recipient) for row in rows)
+        seen = Counter((row.notice_id, row.target, row.recipient, row.ding_remind_type) for row in rows)  # a DING is its own send
         sends = Counter(oid for _, m in self.transport.sent for oid in m.outbox_ids)
         if any(c > 1 for c in seen.values()) or any(c > 1 for c in sends.values()):
             raise AssertionError("a notice was sent twice")

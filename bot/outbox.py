@@ -114,9 +114,9 @@ def fold(rows: Sequence[Outbox], cards: bool = False) -> list[OutgoingMessage]:
             messages.append(_message(target, recipient, [newest], card_id, update=True,
                                      ids=tuple(m.id for m in members if m.id is not None)))
             continue
-        # files and images travel alone: DingTalk sends them as their own message types
-        plain = [m for m in members if not (m.image_path or m.file_path)]
-        chunks = _by_size(plain) + [[m] for m in members if m.image_path or m.file_path]
+        # files, images and DINGs travel alone: DingTalk sends them by their own types or APIs
+        plain = [m for m in members if not (m.image_path or m.file_path or m.ding_remind_type)]
+        chunks = _by_size(plain) + [[m] for m in members if m.image_path or m.file_path or m.ding_remind_type]
         messages += [_message(target, recipient, chunk, card_id) for chunk in chunks]
     return messages
 
@@ -136,6 +136,7 @@ def _message(target: str, recipient: str, chunk: list[Outbox], card_id: str | No
         outbox_ids=ids if ids is not None else tuple(m.id for m in chunk if m.id is not None),
         card_id=card_id,
         card_update=update,
+        ding_remind_type=chunk[0].ding_remind_type,
     )
 
 
@@ -174,9 +175,8 @@ def _merge_same(messages: list[OutgoingMessage], max_batch: int) -> list[Outgoin
         if message.target != "user":
             order.append(message)
             continue
-        # (a card goes to one recipient per call: a transport with cards never batches)
         key = (message.title, message.text, message.actions, message.image_path, message.file_path,
-               message.card_update)
+               message.card_update, message.ding_remind_type)
         if key not in same:
             same[key] = []
             order.append(key)
@@ -262,8 +262,11 @@ async def _send_one(state: _Round, message: OutgoingMessage) -> None:
             return
         if state.pacer:
             await state.pacer.wait(message)
+        receipt_key = None
         try:
-            failures = dict(await state.transport.send(message) or {})
+            result = await state.transport.send(message)  # an empty SendResult is falsy: no `or`
+            receipt_key = getattr(result, "receipt_key", None)
+            failures = dict(result or {})
         except SendError as exc:
             failures = dict.fromkeys(message.recipients, exc)
         except Exception as exc:  # a transport bug must not stop the sender loop; retry as transient
@@ -271,7 +274,7 @@ async def _send_one(state: _Round, message: OutgoingMessage) -> None:
             failures = dict.fromkeys(message.recipients, SendError(repr(exc), transient=True))
         delivered = [i for i in message.outbox_ids if state.rows[i].recipient not in failures]
         if delivered:
-            await _record_sent(state, delivered)
+            await _record_sent(state, delivered, receipt_key)
             state.sent += 1
         for recipient, exc in failures.items():
             ids = [i for i in message.outbox_ids if state.rows[i].recipient == recipient]
@@ -279,14 +282,14 @@ async def _send_one(state: _Round, message: OutgoingMessage) -> None:
             await asyncio.to_thread(_mark_failed, state, ids, exc)
 
 
-async def _record_sent(state: _Round, ids: Sequence[int]) -> None:
+async def _record_sent(state: _Round, ids: Sequence[int], receipt_key: str | None = None) -> None:
     """DingTalk took them: retry the mark, never the send, until it lands. Between attempts the
     lease on every row this round holds is renewed, so that no other worker takes them over; a
     renewal that fails too is no worse (the database is away for everyone) and is tried again."""
     delay = MARK_RETRY_FIRST_SECONDS
     for attempt in itertools.count(1):
         try:
-            await asyncio.to_thread(mark_sent, state.engine, ids, state.worker, state.now)
+            await asyncio.to_thread(mark_sent, state.engine, ids, state.worker, state.now, receipt_key)
             return
         except Exception as exc:  # locked, connection dropped, server restarting: all pass
             log.warning("outbox rows=%s delivered but not recorded (attempt %s: %s): recording again, "
@@ -307,7 +310,7 @@ def _mark_failed(state: _Round, ids: Sequence[int], exc: SendError) -> None:
         return state.now + state.policy.delay(row.attempts, exc.retry_after, state.rng)
 
     mark_failed(state.engine, ids, state.worker, state.now, str(exc), maybe_delivered=exc.maybe_delivered,
-                retry_at=retry_at)
+                retry_at=retry_at, undeliverable=exc.undeliverable)
 
 
 async def run_sender(

@@ -35,11 +35,14 @@ from bot.dashboard.app import add_dashboard
 from bot.dingtalk.cards import CardCallbackHandler
 from bot.dingtalk.inbound import InboundHandler, ViaOutbox
 from bot.dingtalk.openapi import OpenApiClient
+from bot.dingtalk.receipts import CALLS as read_status_calls
 from bot.dingtalk.settings import DingTalkSettings
 from bot.dingtalk.stream import StreamClient
 from bot.dingtalk.transport import DingTalkTransport
 from bot.outbox import SendPacer, deliver_due, run_sender
+from bot.receipts_job import run_receipts
 from bot.settings import Settings
+from bot.todo_job import run_todos
 from handlers.incoming import Incoming
 from message_templates.reply import Reply
 from reminders.calendar import WorkCalendar
@@ -51,10 +54,12 @@ from storage.db import create_schema, make_engine, transaction
 from storage.models import Outbox, OutboxStatus
 from storage.outbox import COUNTERS, enqueue
 from storage.queries import forget_processed
+from storage.receipts import undeliverable
 
 log = logging.getLogger(__name__)
 
 PROCESSED_KEPT = timedelta(days=30)  # how long a msgId is remembered against redelivery
+UNDELIVERABLE_SHOWN = timedelta(days=7)  # /healthz lists people DingTalk refused this recently
 FLUSH_SECONDS = 15.0  # the last delivery round on shutdown; systemd's TimeoutStopSec must exceed it
 STOP_STREAM_SECONDS = 15.0
 
@@ -185,6 +190,11 @@ class Service:
         self._tasks["stream"] = asyncio.create_task(self.stream.start())
         self._tasks["sender"] = asyncio.create_task(run_sender(
             self.engine, self.transport, self.clock, self.worker, self._stop_sending, pacer=self.pacer, wake=self._wake))
+        self._tasks["receipts"] = asyncio.create_task(run_receipts(self.engine, self.client, self.clock,
+                                                                  self._stop_sending))
+        if self.dingtalk.todo:
+            self._tasks["todos"] = asyncio.create_task(run_todos(self.engine, self.client, self.clock,
+                                                                self._stop_sending))
         self.waker.start()
         # bulletins: a daily look at work_start, when reports fall due (each knows whether it is due
         # and goes out once per period), and one look now, so one due while the bot was down goes out
@@ -221,6 +231,9 @@ class Service:
         self._stop_sending.set()
         self._wake.set()
         await self._tasks["sender"]
+        await self._tasks["receipts"]
+        if "todos" in self._tasks:
+            await self._tasks["todos"]
         try:
             sent = await asyncio.wait_for(
                 deliver_due(self.engine, self.transport, self.clock.now(), self.worker), FLUSH_SECONDS)
@@ -268,7 +281,7 @@ class Service:
         self.port = self._http.addresses[0][1]
 
     def health(self) -> dict[str, object]:
-        database, oldest, counts = True, None, {}
+        database, oldest, counts, refused = True, None, {}, []
         now = self.clock.now()
         try:
             with Session(self.engine) as session:
@@ -276,6 +289,7 @@ class Service:
                 counts = dict(session.exec(select(Outbox.status, func.count()).group_by(Outbox.status)).all())
                 due = session.exec(select(func.min(Outbox.deliver_after)).where(
                     Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)), Outbox.deliver_after <= now)).one()
+                refused = [u.user_id for u in undeliverable(session, now - UNDELIVERABLE_SHOWN)]
             oldest = (now - due).total_seconds() if due else None
         except Exception:
             log.exception("health: database unreachable")
@@ -291,6 +305,8 @@ class Service:
             "database": database,
             "oldest_undelivered_seconds": oldest,
             "outbox": {str(status): counts.get(status, 0) for status in OutboxStatus},
+            # people DingTalk refused to deliver to (invalidStaffIdList) in the last week: fix the roster
+            "undeliverable_users": refused,
         }
 
 
@@ -323,6 +339,12 @@ class _Collector:
         duplicates.add_metric(["unknown_outcome"], COUNTERS.unknown_outcome)
         duplicates.add_metric(["lease_expired"], COUNTERS.lease_expired)
         yield duplicates
+        yield CounterMetricFamily("duban_outbox_undeliverable", "Outbox rows DingTalk refused for their recipient",
+                                  value=COUNTERS.undeliverable)
+        calls = CounterMetricFamily("duban_read_status_calls", "Read-status calls to DingTalk", labels=["endpoint"])
+        for endpoint, count in sorted(read_status_calls.items()):
+            calls.add_metric([endpoint], count)
+        yield calls
 
 
 async def run(settings: Settings, dingtalk: DingTalkSettings) -> None:

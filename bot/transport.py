@@ -35,6 +35,7 @@ class OutgoingMessage:
     outbox_ids: tuple[int, ...]
     card_id: str | None = None  # the interactive card it shows (outTrackId), when it is one
     card_update: bool = False  # it only updates that card in place
+    ding_remind_type: int | None = None  # a DING (robot/ding/send), not a chat message
 
     @property
     def recipient(self) -> str:
@@ -46,15 +47,26 @@ class SendError(Exception):
     """`maybe_delivered`: the request left and no answer came back (a read timeout, a connection
     dropped after sending), so DingTalk may have acted on it; retrying it may duplicate it.
     `credentials`: DingTalk refused the app's own credentials — nothing to do with the message, so
-    it is transient (the operator fixes the secret; the notices wait, they are not given up)."""
+    it is transient (the operator fixes the secret; the notices wait, they are not given up).
+    `undeliverable`: DingTalk refused this recipient (not a person it can reach): never sent."""
 
     def __init__(self, message: str, *, transient: bool, retry_after: float | None = None,
-                 maybe_delivered: bool = False, credentials: bool = False) -> None:
+                 maybe_delivered: bool = False, credentials: bool = False, undeliverable: bool = False) -> None:
         super().__init__(message)
         self.transient = transient
         self.retry_after = retry_after
         self.maybe_delivered = maybe_delivered
         self.credentials = credentials
+        self.undeliverable = undeliverable
+
+
+class SendResult(dict[str, SendError]):
+    """What a transport may return: the recipients that failed (as a plain mapping does), and
+    the key DingTalk gave to ask later who read the message (processQueryKey, openDingId)."""
+
+    def __init__(self, failures: Mapping[str, SendError] | None = None, receipt_key: str | None = None) -> None:
+        super().__init__(failures or {})
+        self.receipt_key = receipt_key
 
 
 class Transport(Protocol):

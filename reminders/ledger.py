@@ -7,8 +7,21 @@ from datetime import datetime
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from storage.models import COLOURS, Notice, ProgressReport, ScoreEvent, Task, Unit
+from reminders.calendar import WorkCalendar
+from storage.models import (
+    COLOURS,
+    Notice,
+    NoticeStatus,
+    Outbox,
+    OutboxStatus,
+    Person,
+    ProgressReport,
+    ScoreEvent,
+    Task,
+    Unit,
+)
 from storage.queries import task_colour
+from storage.receipts import reads_by_notice
 
 
 def ledger_rows(session: Session, now: datetime, tasks: list[Task]) -> list[dict]:
@@ -20,8 +33,39 @@ def ledger_rows(session: Session, now: datetime, tasks: list[Task]) -> list[dict
                             .order_by(ProgressReport.at.desc())).first()
         rows.append({"task": task, "unit": session.get(Unit, task.lead_unit_id), "colour": colour,
                      "overdue": max((now.date() - task.deadline.date()).days, 0) if now > task.deadline else 0,
-                     "last": last})
+                     "last": last, "reads": notice_reads(session, task, now)})
     return rows
+
+
+def notice_reads(session: Session, task: Task, now: datetime, calendar: WorkCalendar | None = None) -> list[dict]:
+    """Per issued colour notice of `task`, newest first: who it went to one to one and when each
+    read it ("已读 12月8日 09:14"), or "未读" — `late` once a full working day has passed unread."""
+    calendar = calendar or WorkCalendar()
+    notices = list(session.exec(select(Notice).where(Notice.task_id == task.id, Notice.kind.in_(COLOURS),
+                                                     Notice.status == NoticeStatus.ISSUED).order_by(Notice.id.desc())))
+    reads = reads_by_notice(session, [n.id for n in notices if n.id is not None])
+    out = []
+    for notice in notices:
+        sent = session.exec(select(Outbox).where(Outbox.notice_id == notice.id, Outbox.target == "user",
+                                                 Outbox.ding_remind_type.is_(None),
+                                                 Outbox.status == OutboxStatus.SENT)).all()
+        people = []
+        for row in sorted(sent, key=lambda r: r.id or 0):
+            if row.recipient in (p["user_id"] for p in people) or row.sent_at is None:
+                continue
+            receipt = reads.get(notice.id or 0, {}).get(row.recipient)
+            person = session.get(Person, row.recipient)
+            late_after = datetime.combine(calendar.add_workdays(row.sent_at.date(), 1), row.sent_at.timetz())
+            people.append({"user_id": row.recipient, "name": person.name if person else row.recipient,
+                           "read_at": receipt.read_at if receipt else None,
+                           "text": _read_text(receipt.read_at) if receipt else "未读",
+                           "late": receipt is None and now >= late_after})
+        out.append({"notice": notice, "people": people})
+    return out
+
+
+def _read_text(moment: datetime) -> str:
+    return f"已读 {moment.month}月{moment.day}日 {moment:%H:%M}"
 
 
 def unit_scores(session: Session, year: int) -> list[dict]:

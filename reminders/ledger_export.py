@@ -40,9 +40,10 @@ from storage.tz import to_shanghai
 COLOUR_WORDS = {NoticeKind.BLUE: "蓝色", NoticeKind.YELLOW: "黄色", NoticeKind.RED: "红色"}
 COLOUR_FILLS = {NoticeKind.BLUE: "FFBDD7EE", NoticeKind.YELLOW: "FFFFE699", NoticeKind.RED: "FFFF9C9C"}
 TASK_COLUMNS = (("编号", 15), ("事项", 42), ("责任单位", 16), ("状态", 9), ("督办颜色", 10), ("期限", 17),
-                ("逾期天数", 10), ("最新进展", 42), ("已发督办单", 16), ("扣分", 8))
+                ("逾期天数", 10), ("最新进展", 42), ("已发督办单", 16), ("扣分", 8), ("最近督办单阅读", 30))
 UNIT_COLUMNS = (("排名", 7), ("单位", 18), ("蓝色督办单", 12), ("黄色督办单", 12), ("红色督办单", 12), ("扣分合计", 10))
 HEADER_FILL = PatternFill("solid", fgColor="FFD9D9D9")
+UNREAD_FONT = Font(color="FFFF0000")
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 # An export's file waits in reports_dir/ledger for the outbox; once no unsent row needs it, and it is
 # older than this (so an export still inside its uncommitted transaction is never touched), it goes.
@@ -97,12 +98,15 @@ def write_ledger(session: Session, now: datetime, out_path: Path) -> Path:
             _local(task.deadline), row["overdue"] if task.status in OPEN_STATUSES else _late_by(task),
             _last_progress(row["last"]),
             " ".join(f"{COLOUR_WORDS[k][0]}{n}" for k, n in counts.items() if n), points[task.id],
+            "；".join(f"{p['name']} {p['text']}" for p in (row["reads"][0]["people"] if row["reads"] else [])),
         )
         sheet.append(_legal(values))
         cells = sheet[sheet.max_row]
         for index in (1, 7):  # typed by users: text, never a formula, whatever it starts with
             cells[index].data_type = "s"
         cells[5].number_format = DATETIME_FORMAT
+        if row["reads"] and any(p["late"] for p in row["reads"][0]["people"]):
+            cells[10].font = UNREAD_FONT  # unread after a working day: red, as the 督查室 asked
         if row["colour"] in COLOUR_FILLS:
             cells[4].fill = PatternFill("solid", fgColor=COLOUR_FILLS[row["colour"]])
 

@@ -9,6 +9,7 @@ from sqlmodel import Session, func, select
 
 from message_templates.render import render
 from message_templates.reply import Action
+from reminders.ledger import notice_reads
 from reminders.policy import Due, Policy
 from reminders.rules import Rules
 from storage import audit, queries
@@ -111,7 +112,15 @@ def _context(session: Session, task: Task, notice: Notice, unit: Unit, now: date
         "reds": reds_this_year(session, unit.id, now.year) if notice.kind is NoticeKind.RED else 0,
         "rules": policy.rules,
         "estimate": task.deadline_is_estimate,
+        "unread_yellow": _unread_yellow(session, task, now) if notice.kind is NoticeKind.RED else [],
     }
+
+
+def _unread_yellow(session: Session, task: Task, now: datetime) -> list[str]:
+    """The names of those the task's latest yellow notice went to who have not read it."""
+    yellow = next((r for r in notice_reads(session, task, now) if r["notice"].kind is NoticeKind.YELLOW), None)
+    return [p["name"] for p in yellow["people"] if p["read_at"] is None] if yellow else []
+
 
 
 def _next_step(task: Task, notice: Notice, now: datetime, policy: Policy, *, sent_at: datetime) -> datetime | None:
@@ -173,6 +182,10 @@ def _deliver(session: Session, task: Task, notice: Notice, unit: Unit, now: date
     if head:
         enqueue(session, reply, target="user", recipient=head.user_id, deliver_after=at, now=now,
                 task_id=task.id, notice_id=notice.id)
+        ding = {NoticeKind.RED: policy.rules.ding_red, NoticeKind.YELLOW: policy.rules.ding_yellow}.get(notice.kind)
+        if ding:  # after the notice in the head's queue: the DING points at a message already there
+            enqueue(session, render("notice_ding", **ctx), target="user", recipient=head.user_id,
+                    deliver_after=at, now=now, task_id=task.id, notice_id=notice.id, ding_remind_type=ding)
     groups = []
     if notice.kind in (NoticeKind.YELLOW, NoticeKind.RED):
         groups.append(queries.task_conversation(session, task))

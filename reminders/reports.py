@@ -68,6 +68,7 @@ from storage.models import (
     highest_colour,
 )
 from storage.outbox import enqueue
+from storage.receipts import undeliverable
 from storage.tz import SHANGHAI, to_shanghai
 
 log = logging.getLogger(__name__)
@@ -297,6 +298,7 @@ class WeeklySummary:
     issued: Tally
     drafts: list[DraftRow]
     dead: int  # messages of the week given up on (Outbox status dead)
+    undeliverable: tuple[str, ...] = ()  # names of people DingTalk refused to deliver to that week
 
 
 def build_weekly(session: Session, at: datetime, rules: Rules, calendar: WorkCalendar) -> WeeklySummary:
@@ -316,7 +318,9 @@ def build_weekly(session: Session, at: datetime, rules: Rules, calendar: WorkCal
         closed=sum(1 for t in tasks if t.status is TaskStatus.CLOSED and not history.is_open(t)
                    and t.closed_at >= period.start),
         overdue=overdue, issued=history.issued_since(period.start), drafts=waiting_drafts(history, rules, calendar),
-        dead=dead)
+        dead=dead, undeliverable=tuple(
+            (person.name if (person := session.get(Person, u.user_id)) else u.user_id)
+            for u in undeliverable(session, period.start) if u.first_at < period.end))
 
 
 def waiting_drafts(history: History, rules: Rules, calendar: WorkCalendar) -> list[DraftRow]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import time
 from enum import StrEnum
 
-from pydantic import model_validator
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from reminders.profiles import RuleProfile, profile_rules
@@ -66,6 +66,10 @@ class Rules(BaseSettings):
     hard_answer_workdays: int = 3  # 湖北 (六): 3个工作日内 … 明确回复
     monthly_plan_day: int = 5  # 华容 措施九: 月初有计划 (by the 5th)
     monthly_progress_day: int = 15  # …月中有进展 (by the 15th), 月底有成效 (by month end)
+    # issue 13: a DING to the unit head with the notice; robot/ding/send remindType 1 in-app,
+    # 2 SMS, 3 phone (SMS and phone may cost money: unconfirmed), 0 none
+    ding_red: int = Field(default=1, ge=0, le=3)
+    ding_yellow: int = Field(default=0, ge=0, le=3)
 
     @model_validator(mode="after")
     def _follow_profile(self) -> Rules:

@@ -94,6 +94,7 @@ class Person(SQLModel, table=True):
     role: Role
     unit_id: int | None = Field(default=None, foreign_key="unit.id", index=True)
     active: bool = True  # False once they left the roster: a stranger to the bot, kept as a name in history
+    union_id: str | None = None  # DingTalk unionId (topapi/v2/user/get): whose 待办 list a task goes to
 
 
 class ChatGroup(SQLModel, table=True):
@@ -241,6 +242,11 @@ class Outbox(SQLModel, table=True):
     card_id: str | None = None
     card_update: bool = False
 
+    # a DING, not a chat message: 1 in-app, 2 SMS, 3 phone (robot/ding/send remindType)
+    ding_remind_type: int | None = None
+    # what DingTalk answered to ask who read it: processQueryKey, or openDingId for a DING
+    receipt_key: str | None = None
+
 
 class PendingQuestion(SQLModel, table=True):
     """A card button that needs words (汇报进展, 申请延期 …) was tapped: the bot asked, and this
@@ -250,6 +256,53 @@ class PendingQuestion(SQLModel, table=True):
     conversation_id: str = Field(primary_key=True)  # "" for the one-to-one chat with the robot
     command: str  # the command so far: "进展 DB-2026-0042"
     asked_at: datetime = Field(sa_column=_at())
+
+
+class ReadWatch(SQLModel, table=True):
+    """A sent colour notice whose readers we still ask DingTalk about (storage/receipts.py)."""
+
+    outbox_id: int = Field(primary_key=True, foreign_key="outbox.id")
+    channel: str  # "user" (oToMessages/readStatus), "group" (groupMessages/query) or "ding"
+    sent_at: datetime = Field(sa_column=_at())
+    next_poll_at: datetime = Field(sa_column=_at())
+    polls: int = 0
+    done: bool = Field(default=False, index=True)
+
+
+class ReadReceipt(SQLModel, table=True):
+    """Evidence that a person read a notice: inserted once, never updated."""
+
+    __table_args__ = (UniqueConstraint("outbox_id", "user_id", name="uq_readreceipt_outbox_user"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    outbox_id: int = Field(foreign_key="outbox.id", index=True)
+    notice_id: int | None = Field(default=None, index=True)
+    user_id: str
+    read_at: datetime = Field(sa_column=_at())
+    # True: DingTalk's own read time (one-to-one); False: the poll that first saw it (groups, DING)
+    exact: bool
+    recorded_at: datetime = Field(sa_column=_at())
+
+
+class Undeliverable(SQLModel, table=True):
+    """A person DingTalk refused to deliver to (invalidStaffIdList): the 督查室 is told once."""
+
+    user_id: str = Field(primary_key=True)
+    first_at: datetime = Field(sa_column=_at())
+    last_at: datetime = Field(sa_column=_at())
+    rows: int = 0
+
+
+class TodoLink(SQLModel, table=True):
+    """A task's DingTalk 待办 in its lead unit's head's list, as last synced (bot/todo_job.py)."""
+
+    task_id: int = Field(primary_key=True, foreign_key="task.id")
+    union_id: str  # the owner and executor
+    todo_id: str | None = None  # DingTalk's id; None until created, or found again by sourceId
+    synced_due: datetime | None = Field(default=None, sa_column=_at(nullable=True))
+    synced_done: bool = False
+    ticked_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))  # head ticked it done
+    next_check_at: datetime = Field(sa_column=_at())
 
 
 class ProcessedMessage(SQLModel, table=True):

@@ -19,7 +19,7 @@ from sqlmodel import Session, select
 
 from message_templates.render import render
 from message_templates.reply import Reply
-from storage import cards, queries
+from storage import cards, queries, receipts
 from storage.db import is_postgres, transaction
 from storage.models import ChatGroup, Outbox, OutboxStatus, Person, Role, Task
 
@@ -32,10 +32,12 @@ DEAD_LETTER_TEMPLATE = "delivery_dead"
 
 @dataclass
 class DeliveryCounters:
-    """Sends that may have reached someone twice, for /metrics (bot.run)."""
+    """For /metrics (bot.run): sends that may have reached someone twice, and rows never sent
+    because DingTalk refused their recipient."""
 
     unknown_outcome: int = 0  # rows retried after a send whose answer never came
     lease_expired: int = 0  # rows taken over, and sent again, after their claimer's lease ran out
+    undeliverable: int = 0  # rows DingTalk refused for their recipient (invalidStaffIdList): not sent
 
 
 COUNTERS = DeliveryCounters()
@@ -51,6 +53,7 @@ def enqueue(
     now: datetime,
     task_id: int | None = None,
     notice_id: int | None = None,
+    ding_remind_type: int | None = None,
 ) -> Outbox:
     row = Outbox(
         target=target,
@@ -64,6 +67,7 @@ def enqueue(
         created_at=now,
         task_id=task_id,
         notice_id=notice_id,
+        ding_remind_type=ding_remind_type,
     )
     cards.place(session, row)
     session.add(row)
@@ -148,12 +152,16 @@ def renew_lease(engine: Engine, ids: Sequence[int], worker: str, until: datetime
         session.exec(update(Outbox).where(_mine(ids, worker)).values(claimed_until=until))
 
 
-def mark_sent(engine: Engine, ids: Sequence[int], worker: str, now: datetime) -> None:
+def mark_sent(engine: Engine, ids: Sequence[int], worker: str, now: datetime,
+              receipt_key: str | None = None) -> None:
+    """`receipt_key`: DingTalk's processQueryKey (or openDingId), kept to ask later who read it."""
     with transaction(engine) as session:
         result = session.exec(
             update(Outbox).where(_mine(ids, worker))
-            .values(status=OutboxStatus.SENT, sent_at=now, claimed_until=None)
+            .values(status=OutboxStatus.SENT, sent_at=now, claimed_until=None, receipt_key=receipt_key)
         )
+        if receipt_key is not None:
+            receipts.watch(session, session.exec(select(Outbox).where(Outbox.id.in_(ids))), now)
     if result.rowcount != len(ids):
         log.error("outbox rows=%s sent after our lease was taken over: possibly sent twice", ids)
 
@@ -168,11 +176,18 @@ def release(engine: Engine, ids: Sequence[int], worker: str) -> None:
 
 
 def mark_failed(engine: Engine, ids: Sequence[int], worker: str, now: datetime, error: str, *,
-                maybe_delivered: bool, retry_at: Callable[[Outbox], datetime | None]) -> None:
+                maybe_delivered: bool, retry_at: Callable[[Outbox], datetime | None],
+                undeliverable: bool = False) -> None:
     """The send failed: each row goes back PENDING until `retry_at(row)`, or DEAD when that is None
-    (and the 督查室 is told, in the same transaction)."""
+    (and the 督查室 is told, in the same transaction). `undeliverable`: DingTalk refused the
+    recipient itself (invalidStaffIdList): the 督查室 is told once per person, not per row."""
     with transaction(engine) as session:
         rows = list(session.exec(select(Outbox).where(_mine(ids, worker))))
+        if undeliverable:
+            COUNTERS.undeliverable += len(rows)
+            rows_first = [r for r in rows if receipts.note_undeliverable(session, r.recipient, now)]
+            log.error("outbox rows=%s: DingTalk refused the recipient (%s); told before: %s",
+                      [r.id for r in rows], error, not rows_first)
         dead = []
         for row in rows:
             row.last_error = error[:500]
@@ -194,6 +209,8 @@ def mark_failed(engine: Engine, ids: Sequence[int], worker: str, now: datetime, 
                           row.id, row.recipient, row.attempts, error)
                 dead.append(row)
             session.add(row)
+        if undeliverable:
+            dead = [r for r in dead if r in rows_first]
         if dead:
             _tell_supervisors(session, dead, error, now)
 

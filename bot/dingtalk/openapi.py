@@ -44,6 +44,9 @@ Auth = Literal["header", "query", "none"]
 class BatchSendResult:
     invalid: tuple[str, ...]  # userIds DingTalk does not know: will never arrive
     flow_controlled: tuple[str, ...]  # userIds DingTalk throttled: try again later
+    # the key to ask oToMessages/readStatus who read it. (BatchSendOTOResponseBody has exactly these
+    # three fields; there is no `filteredStaffIdList`: refused recipients are invalidStaffIdList.)
+    process_query_key: str | None = None
 
 
 class OpenApiClient:
@@ -55,6 +58,10 @@ class OpenApiClient:
         self._token: str | None = None
         self._token_refresh_at = 0.0
         self._token_lock = asyncio.Lock()
+
+    @property
+    def robot_code(self) -> str:
+        return self._settings.robot_code
 
     async def aclose(self) -> None:
         await self._http.aclose()
@@ -101,14 +108,24 @@ class OpenApiClient:
                   "msgParam": _param(msg_param)},
         )
         return BatchSendResult(invalid=tuple(body.get("invalidStaffIdList") or ()),
-                               flow_controlled=tuple(body.get("flowControlledStaffIdList") or ()))
+                               flow_controlled=tuple(body.get("flowControlledStaffIdList") or ()),
+                               process_query_key=body.get("processQueryKey") or None)
 
-    async def send_group(self, open_conversation_id: str, msg_key: str, msg_param: Mapping[str, Any]) -> None:
-        await self._call(
+    async def send_group(self, open_conversation_id: str, msg_key: str, msg_param: Mapping[str, Any]) -> str | None:
+        """Returns the processQueryKey (groupMessages/query pages who read it)."""
+        body = await self._call(
             "POST", f"{self._settings.openapi_endpoint}/v1.0/robot/groupMessages/send", auth="header",
             json={"robotCode": self._settings.robot_code, "openConversationId": open_conversation_id,
                   "msgKey": msg_key, "msgParam": _param(msg_param)},
         )
+        return body.get("processQueryKey") or None
+
+    async def api(self, method: str, path: str, *, json: Mapping[str, Any] | None = None,
+                  params: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Any api.dingtalk.com call with the header token, for the modules beside this one
+        (receipts, ding, todo): the same errors, retries of the token and timeouts as above."""
+        return await self._call(method, f"{self._settings.openapi_endpoint}{path}", auth="header",
+                                json=json, params=params)
 
     async def create_and_deliver_card(self, body: Mapping[str, Any]) -> None:
         """POST /v1.0/card/instances/createAndDeliver: an interactive card, created and shown at once."""

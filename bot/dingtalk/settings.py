@@ -35,6 +35,8 @@ class DingTalkSettings(BaseSettings):
     # the stream's reconnect backoff: doubling from min to max (each wait jittered down to half)
     reconnect_min_seconds: float = 0.5
     reconnect_max_seconds: float = 30.0
+    # a DingTalk 待办 per task for the lead unit's head (needs the 待办 permissions: docs/deploy.md)
+    todo: bool = True
 
     @model_validator(mode="after")
     def _defaults(self) -> DingTalkSettings:

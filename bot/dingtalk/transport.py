@@ -12,9 +12,12 @@ from pathlib import Path
 from typing import Any, Literal
 
 from bot.dingtalk.cards import card_data, deliver_body
+from bot.dingtalk.ding import send_ding
 from bot.dingtalk.markdown import compose
 from bot.dingtalk.openapi import MAX_BATCH_USERS, OpenApiClient
-from bot.transport import OutgoingMessage, SendError
+from bot.transport import OutgoingMessage, SendError, SendResult
+
+DING_CONTENT_CHARS = 500  # a DING is a short alert pointing at the notice, not the notice itself
 
 
 class DingTalkTransport:
@@ -25,16 +28,19 @@ class DingTalkTransport:
         self._robot_code = robot_code
         self.max_batch = 1 if cards else MAX_BATCH_USERS
 
-    async def send(self, message: OutgoingMessage) -> dict[str, SendError]:
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        if message.ding_remind_type:
+            return await self._ding(message)
         if message.card_update:  # without cards there is nothing on screen to update
             if self._cards and message.card_id:
                 await self._client.update_card(message.card_id, card_data(message))
-            return {}
+            return SendResult()
         if self._cards and message.actions and message.text.strip() and not (message.image_path or message.file_path):
             if message.target not in ("user", "group"):
                 raise SendError(f"unknown target {message.target!r}", transient=False)
+            # DingTalk reports no read status for a card: its receipt is the tap, not a read mark
             await self._client.create_and_deliver_card(deliver_body(message, self._robot_code))
-            return {}
+            return SendResult()
         payloads = []
         # upload first: it is the likeliest step to fail, and failing before the caption went
         # out means a retry repeats nothing
@@ -49,10 +55,21 @@ class DingTalkTransport:
         if message.text.strip():
             markdown = {"title": message.title, "text": compose(message.text, message.actions)}
             payloads.insert(0, ("sampleMarkdown", markdown))
-        failures: dict[str, SendError] = {}
+        result = SendResult()
         for msg_key, param in payloads:
-            failures |= await self._send(message, msg_key, param)
-        return failures
+            sent = await self._send(message, msg_key, param)
+            result |= sent
+            # the first payload's key: the text (the notice itself) when there is one
+            result.receipt_key = result.receipt_key or sent.receipt_key
+        return result
+
+    async def _ding(self, message: OutgoingMessage) -> SendResult:
+        if message.target != "user":
+            raise SendError("a DING goes to people, not to a group", transient=False)
+        content = f"{message.title}\n{message.text}"[:DING_CONTENT_CHARS]
+        sent = await send_ding(self._client, message.recipients, content, message.ding_remind_type or 1)
+        return SendResult({u: SendError(f"ding/send: {u} not reached", transient=False, undeliverable=True)
+                           for u in sent.failed}, receipt_key=sent.open_ding_id)
 
     async def _upload(self, path: Path, kind: Literal["image", "file"]) -> str:
         try:
@@ -60,14 +77,14 @@ class DingTalkTransport:
         except SendError as exc:  # an upload that may have landed sends nobody anything
             raise SendError(str(exc), transient=exc.transient, retry_after=exc.retry_after) from exc
 
-    async def _send(self, message: OutgoingMessage, msg_key: str, param: dict[str, Any]) -> dict[str, SendError]:
+    async def _send(self, message: OutgoingMessage, msg_key: str, param: dict[str, Any]) -> SendResult:
         if message.target == "group":
-            await self._client.send_group(message.recipient, msg_key, param)
-            return {}
+            return SendResult(receipt_key=await self._client.send_group(message.recipient, msg_key, param))
         if message.target != "user":
             raise SendError(f"unknown target {message.target!r}", transient=False)
         result = await self._client.batch_send_users(message.recipients, msg_key, param)
-        failures = {u: SendError(f"batchSend: unknown userId {u}", transient=False) for u in result.invalid}
+        failures = {u: SendError(f"batchSend: DingTalk refused userId {u} (invalidStaffIdList)", transient=False,
+                                 undeliverable=True) for u in result.invalid}
         for user_id in result.flow_controlled:
             failures[user_id] = SendError(f"batchSend: {user_id} flow-controlled by DingTalk", transient=True)
-        return failures
+        return SendResult(failures, receipt_key=result.process_query_key)

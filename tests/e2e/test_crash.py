@@ -61,6 +61,7 @@ from storage.tz import SHANGHAI
 from tests.e2e import crash_runner
 from tests.e2e.crash_runner import Config, FastClock
 from tests.emulator import Delivery, Emulator
+from tests.emulator.receipts import DING_SEND
 
 TASKS = 1000
 UNITS = 20
@@ -128,11 +129,12 @@ def reader(url: str) -> Engine:
     return create_engine(url.replace("postgresql://", "postgresql+psycopg://", 1))
 
 
-Key = tuple[str, str, str]  # (target, recipient, text): how a message is recognised on the wire
+Key = tuple[str, str, str]  # (channel, recipient, text): how a message is recognised on the wire
 
 
 def key(row: Outbox) -> Key:
-    return (row.target, row.recipient, row.text)
+    # a DING (issue 13) reaches its recipient on its own channel, carrying the row's text
+    return ("ding" if row.ding_remind_type else row.target, row.recipient, row.text)
 
 
 def matches(k: Key, text: str) -> bool:
@@ -543,3 +545,54 @@ async def test_one_kill_duplicates_at_most_one_send(dingtalk: Emulator, tmp_path
     assert len(duplicated) == kill.calls > 0  # what came twice is what the kill caught after the 200
     if len(duplicated) > 1:
         raise TooManyDuplicates(f"one kill, {len(duplicated)} sends duplicated: {duplicated}")
+
+
+async def test_a_ding_killed_between_dingtalks_200_and_our_commit_comes_at_most_twice(
+        dingtalk: Emulator, tmp_path: Path) -> None:
+    """Issue 13: a DING goes through the outbox like any message. Killed three times right after
+    DingTalk accepted a DING and before the process recorded it: every head still gets their
+    DING, and each kill adds at most one duplicate."""
+    url = f"sqlite:///{tmp_path}/ding.db"
+    engine = make_engine(url)
+    create_schema(engine)
+    start = datetime.now(SHANGHAI)
+    heads = [f"u_head{n}" for n in range(6)]
+    with transaction(engine) as session:
+        for head in heads:
+            enqueue(session, Reply(title="📳 DING 提醒", text=f"红色督办单 {head}"), target="user", recipient=head,
+                    deliver_after=start, now=start, ding_remind_type=1)
+    engine.dispose()
+    (tmp_path / "logs").mkdir()
+    clock = FastClock(start, time.time(), AFTER_SPEED, start, AFTER_SPEED)
+    harness = Harness(dingtalk, Config(
+        database_url=url, emulator_url=dingtalk.url, client_id=dingtalk.client_id,
+        client_secret=dingtalk.client_secret, log_file=tmp_path / "logs" / "child.log",
+        rate_per_second=RATE_PER_SECOND, clock=clock), url, crash_runner.send)
+    kills = 3
+    try:
+        for _ in range(kills):
+            dingtalk.hold_sends((DING_SEND,))
+            harness.start()
+            await harness.wait(lambda: dingtalk.waiting, "a DING")
+            lock = OutboxLock(url)
+            await asyncio.to_thread(lock.acquire)
+            try:
+                await dingtalk.accept_held()  # DingTalk accepted it …
+                await asyncio.sleep(0.1)
+                await harness.kill("200→commit")  # … and we died before recording it
+            finally:
+                lock.release()
+            dingtalk.release_held()
+        harness.start()
+        await harness.run_to_the_end(clock)
+    finally:
+        harness.close()
+
+    dings = Counter(user for ding in dingtalk.receipts.dings for user in ding.users)
+    assert set(dings) == set(heads)  # nobody's DING lost
+    # at most one duplicate per kill (here exactly one: each kill came after DingTalk's 200), and a
+    # DING killed over and over comes once more per kill, never more
+    assert sum(dings.values()) - len(heads) == kills
+    with Session(make_engine(url)) as session:
+        rows = session.exec(select(Outbox)).all()
+    assert all(r.status == OutboxStatus.SENT and r.receipt_key for r in rows)  # openDingId kept

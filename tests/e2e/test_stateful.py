@@ -57,6 +57,11 @@ SIGNER = {NoticeKind.YELLOW: Role.EXECUTIVE_DEPUTY, NoticeKind.RED: Role.COUNTY_
 FINISHED = (TaskStatus.CLOSED, TaskStatus.CANCELLED)
 
 
+def channel(row: Outbox) -> str:
+    """How a row reaches its recipient: a DING is its own channel beside the chat message."""
+    return "ding" if row.ding_remind_type else row.target
+
+
 class BotMachine(RuleBasedStateMachine):
     directory: Path  # where the example databases go; set by the test
 
@@ -296,6 +301,9 @@ class BotMachine(RuleBasedStateMachine):
                 expected[(n.code, "group", task_group)] = at
             if n.kind is NoticeKind.RED:
                 expected[(n.code, "group", task_group)] = expected[(n.code, "group", groups["leaders"])] = at
+            rules = self.sim.bot.settings.rules  # issue 13: a DING to the head, red by default
+            if {NoticeKind.RED: rules.ding_red, NoticeKind.YELLOW: rules.ding_yellow}.get(n.kind):
+                expected[(n.code, "ding", head[task.lead_unit_id])] = at
         return expected
 
     @invariant()
@@ -337,16 +345,16 @@ class BotMachine(RuleBasedStateMachine):
             actual[e.unit_id] += e.points
         assert actual == expected
 
-        rows = Counter((o.notice_id, o.target, o.recipient) for o in outbox if o.notice_id is not None)
+        rows = Counter((o.notice_id, channel(o), o.recipient) for o in outbox if o.notice_id is not None)
         assert all(c == 1 for c in rows.values()), [k for k, c in rows.items() if c > 1]
 
         # every notice has its messages, to whom SPEC §3 says, and nothing else carries a notice
         expected = self.expected_messages(tasks, notices)
         code = {n.id: n.code for n in notices}
-        queued = {(code[o.notice_id], o.target, o.recipient) for o in outbox if o.notice_id is not None}
+        queued = {(code[o.notice_id], channel(o), o.recipient) for o in outbox if o.notice_id is not None}
         assert queued == set(expected), (set(expected) - queued, queued - set(expected))
         row_of = {o.id: o for o in outbox}
-        delivered = {(code[row.notice_id], m.target, recipient) for _, m in self.sim.transport.sent
+        delivered = {(code[row.notice_id], channel(row), recipient) for _, m in self.sim.transport.sent
                      for row in map(row_of.__getitem__, m.outbox_ids) if row.notice_id is not None
                      for recipient in m.recipients if recipient == row.recipient}
         assert delivered <= set(expected)

@@ -25,6 +25,8 @@ from typing import Any
 from aiohttp import WSMsgType, web
 
 from tests.emulator.cards import CARD_PATHS, CardHost
+from tests.emulator.receipts import DING_SEND, Receipts
+from tests.emulator.todo import Todos
 
 ROBOT_DINGTALK_ID = "$:LWCP_v1:$robot0duban"
 CORP_ID = "ding0test0corp"
@@ -33,6 +35,7 @@ SEND_PATHS = frozenset({
     "/v1.0/robot/groupMessages/send",
     "/robot/sendBySession",
     "/media/upload",
+    DING_SEND,
 }) | CARD_PATHS
 NEW_API_PREFIX = "/v1.0/"
 MAX_BATCH_USERS = 20
@@ -62,7 +65,8 @@ class Request:
 
 @dataclass(frozen=True)
 class Delivery:
-    """A message DingTalk accepted: channel "user" (batchSend, one per user), "group" or "webhook"."""
+    """A message DingTalk accepted: channel "user" (batchSend, one per user), "group", "webhook" or
+    "ding" (robot/ding/send, one per user: tests/emulator/receipts.py)."""
 
     channel: str
     to: str  # userId, or openConversationId
@@ -98,6 +102,7 @@ class OrgUser:
     name: str
     title: str = ""
     dept_ids: list[int] = field(default_factory=list)
+    union_id: str = ""
 
 
 class Emulator:
@@ -131,6 +136,8 @@ class Emulator:
         self.cards = CardHost(robot_code=self.robot_code, corp_id=CORP_ID, authorise=self._new_api_auth,
                               frame=self._frame, deliver=lambda channel, to, param: self.deliveries.append(
                                   Delivery(channel, to, "interactiveCard", param)))
+        self.receipts = Receipts(self)  # read status and DING (tests/emulator/receipts.py)
+        self.todos = Todos(self)  # 待办 (tests/emulator/todo.py)
 
     # -- life ---------------------------------------------------------------------------------
 
@@ -152,6 +159,8 @@ class Emulator:
             web.post("/topapi/v2/department/get", self._department),
             web.post("/topapi/v2/user/get", self._user),
             *self.cards.routes(),
+            *self.receipts.routes(),
+            *self.todos.routes(),
         ])
         # handler_cancellation: a client that gave up (TIMEOUT) cancels its handler, as a gateway would
         self._runner = web.AppRunner(app, handler_cancellation=True, shutdown_timeout=0.5)
@@ -438,7 +447,9 @@ class Emulator:
         for user_id in user_ids:
             if user_id not in invalid:
                 self.deliveries.append(Delivery("user", user_id, body["msgKey"], param))
-        return web.json_response({"processQueryKey": uuid.uuid4().hex, "invalidStaffIdList": invalid,
+        key = uuid.uuid4().hex
+        self.receipts.remember(key, "user", tuple(u for u in user_ids if u not in invalid))
+        return web.json_response({"processQueryKey": key, "invalidStaffIdList": invalid,
                                   "flowControlledStaffIdList": []})
 
     async def _group_send(self, request: web.Request) -> web.Response:
@@ -450,7 +461,9 @@ class Emulator:
         if len(body["msgParam"].encode()) > MAX_GROUP_PARAM_BYTES:
             return _bad("msgParam 超过 15000 字节")
         self.deliveries.append(Delivery("group", body["openConversationId"], body["msgKey"], param))
-        return web.json_response({"processQueryKey": uuid.uuid4().hex})
+        key = uuid.uuid4().hex
+        self.receipts.remember(key, "group", (body["openConversationId"],))
+        return web.json_response({"processQueryKey": key})
 
     async def _session_webhook(self, request: web.Request) -> web.Response:
         conversation = self._sessions.get(request.query.get("session", ""))
@@ -509,7 +522,8 @@ class Emulator:
         user = self.users.get((await request.json())["userid"])
         if user is None:
             return web.json_response({"errcode": 60121, "errmsg": "找不到该用户"})
-        return _ok({"userid": user.userid, "name": user.name, "title": user.title,
+        return _ok({"userid": user.userid, "unionid": user.union_id or f"union{user.userid}", "name": user.name,
+                    "title": user.title,
                     "dept_id_list": user.dept_ids, "active": True, "admin": False})
 
     # -- for assertions -----------------------------------------------------------------------

@@ -58,7 +58,7 @@ def test_control_characters_are_dropped_and_the_export_still_works(office: Simul
     assert office.say(HEAD, f"进展 {CODE} 城区\x00排查完毕 60%", at=sh(2026, 11, 23, 10))[0].title == f"进展已记录 {CODE}"
     [reply] = office.say(OFFICE, "台账 导出")
     assert reply.title == "督办台账" and "Excel 台账已单独发给您" in reply.text
-    [[code, title, *_, last, _, _]] = ledger_cells(exported(office)[0])
+    [[code, title, *_, last, _, _, _]] = ledger_cells(exported(office)[0])
     assert (code, title, last) == (CODE, "燃气管道隐患排查", "11-23 城区排查完毕")
     with Session(office.engine) as s:
         assert [p.text for p in s.exec(select(ProgressReport).order_by(ProgressReport.id))] == [
@@ -73,7 +73,7 @@ def test_text_stored_before_the_cleaning_does_not_break_the_export(office: Simul
         s.add(ProgressReport(task_id=task.id, author_id=HEAD, at=office.clock.now(), text="已完成\x02一半"))
     [reply] = office.say(OFFICE, "台账 导出")
     assert reply.title == "督办台账"
-    [[_, title, *_, last, _, _]] = ledger_cells(exported(office)[0])
+    [[_, title, *_, last, _, _, _]] = ledger_cells(exported(office)[0])
     assert (title, last) == ("燃气管道隐患排查", "11-23 已完成一半")
 
 

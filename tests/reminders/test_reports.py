@@ -753,7 +753,7 @@ def test_ledger_workbook_reads_back(year: SimulatedYear, tmp_path: Path) -> None
     tasks_sheet, units_sheet = book["督办台账"], book["2026年单位积分"]
     assert tasks_sheet.freeze_panes == "A2" and units_sheet.freeze_panes == "A2"
     assert [c.value for c in tasks_sheet[1]] == ["编号", "事项", "责任单位", "状态", "督办颜色", "期限", "逾期天数",
-                                                 "最新进展", "已发督办单", "扣分"]
+                                                 "最新进展", "已发督办单", "扣分", "最近督办单阅读"]
     assert tasks_sheet.column_dimensions["B"].width >= 30
     with Session(year.engine) as session:
         tasks = {t.code: t for t in session.exec(select(Task))}
@@ -768,7 +768,7 @@ def test_ledger_workbook_reads_back(year: SimulatedYear, tmp_path: Path) -> None
             unit_points[units[event.unit_id]] += event.points
     rows = list(tasks_sheet.iter_rows(min_row=2, values_only=False))
     assert len(rows) == len(tasks)
-    for code_cell, _, unit_cell, _, colour_cell, deadline_cell, late_cell, _, _, score_cell in rows:
+    for code_cell, _, unit_cell, _, colour_cell, deadline_cell, late_cell, _, _, score_cell, _ in rows:
         task = tasks[code_cell.value]
         worst = next((k for k in (NoticeKind.RED, NoticeKind.YELLOW, NoticeKind.BLUE) if k in colours[task.code]), None)
         assert colour_cell.value == {None: "未督办", "blue": "蓝色", "yellow": "黄色", "red": "红色"}[worst]
