@@ -46,8 +46,12 @@ def notice_reads(session: Session, task: Task, now: datetime, calendar: WorkCale
     reads = reads_by_notice(session, [n.id for n in notices if n.id is not None])
     out = []
     for notice in notices:
+        # the issued notice itself: not the draft its signer was sent before, nor a card's update
+        signers = [who for who in (notice.signer_id, notice.signed_by) if who]
         sent = session.exec(select(Outbox).where(Outbox.notice_id == notice.id, Outbox.target == "user",
-                                                 Outbox.ding_remind_type.is_(None),
+                                                 Outbox.ding_remind_type.is_(None), Outbox.card_update.is_(False),
+                                                 Outbox.created_at >= notice.issued_at,
+                                                 Outbox.recipient.not_in(signers),
                                                  Outbox.status == OutboxStatus.SENT)).all()
         people = []
         for row in sorted(sent, key=lambda r: r.id or 0):
@@ -55,13 +59,18 @@ def notice_reads(session: Session, task: Task, now: datetime, calendar: WorkCale
                 continue
             receipt = reads.get(notice.id or 0, {}).get(row.recipient)
             person = session.get(Person, row.recipient)
+            # no receipt key (a card: DingTalk reports no read status for it): unknown, never "未读"
+            known = receipt is not None or row.receipt_key is not None
             late_after = datetime.combine(calendar.add_workdays(row.sent_at.date(), 1), row.sent_at.timetz())
             people.append({"user_id": row.recipient, "name": person.name if person else row.recipient,
-                           "read_at": receipt.read_at if receipt else None,
-                           "text": _read_text(receipt.read_at) if receipt else "未读",
-                           "late": receipt is None and now >= late_after})
+                           "read_at": receipt.read_at if receipt else None, "known": known,
+                           "text": _read_text(receipt.read_at) if receipt else ("未读" if known else UNKNOWN_READ),
+                           "late": known and receipt is None and now >= late_after})
         out.append({"notice": notice, "people": people})
     return out
+
+
+UNKNOWN_READ = "已送达，钉钉未回报已读"
 
 
 def _read_text(moment: datetime) -> str:

@@ -119,7 +119,7 @@ def _context(session: Session, task: Task, notice: Notice, unit: Unit, now: date
 def _unread_yellow(session: Session, task: Task, now: datetime) -> list[str]:
     """The names of those the task's latest yellow notice went to who have not read it."""
     yellow = next((r for r in notice_reads(session, task, now) if r["notice"].kind is NoticeKind.YELLOW), None)
-    return [p["name"] for p in yellow["people"] if p["read_at"] is None] if yellow else []
+    return [p["name"] for p in yellow["people"] if p["known"] and p["read_at"] is None] if yellow else []
 
 
 

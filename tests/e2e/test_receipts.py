@@ -146,6 +146,8 @@ async def test_a_red_notice_dings_the_head_once_and_names_who_left_the_yellow_un
     assert ding.remind_type == 1 and reds[0].code in ding.content
     red_post = next(d for d in world.emulator.to("cid_leaders", "group") if "红色督办单" in d.text)
     assert "黄色督办单至今未读" in red_post.text and "住建" in red_post.text
+    named = red_post.text.split("黄色督办单至今未读")[1].splitlines()[0]
+    assert "吴立新" not in named  # the signer was sent the draft, not the notice: never named as its reader
 
 
 async def test_duban_run_lists_refused_people_in_healthz_and_counts_in_metrics(dingtalk: Emulator,
