@@ -1,31 +1,43 @@
 """What creating, issuing and voiding a notice does to the database: the notice row, its score
-(第九条), its messages in the outbox, its audit event. Used by the engine and by 签发 / 暂缓."""
+(第九条), its messages in the outbox, its audit event. Used by the engine and by 签发 / 暂缓.
+
+The decisions and the messages are written once; where the rows go is a `Rows`: the ORM session
+one row at a time (commands, `settle`), or `BatchRows`, which the engine's reconcile uses to settle
+hundreds of tasks in one transaction — notices inserted at once through Core (so the unique
+(task, kind, seq) check fires where it did), scores, audit events and outbox rows bulk-inserted at
+the end. Both run the same functions below, so they write the same rows.
+"""
 
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
+from sqlalchemy import inspect as orm_state
+from sqlalchemy import update
 from sqlmodel import Session, func, select
 
 from message_templates.render import render
-from message_templates.reply import Action
+from message_templates.reply import Action, Reply
 from reminders.policy import Due, Policy
 from reminders.rules import Rules
 from storage import audit, queries
 from storage.models import (
     COLOURS,
     OPEN_STATUSES,
+    AuditEvent,
     HardReport,
     Notice,
     NoticeKind,
     NoticeStatus,
+    Outbox,
     Person,
     Role,
     ScoreEvent,
     Task,
     Unit,
 )
-from storage.outbox import enqueue
+from storage.outbox import enqueue, outbox_values
 from storage.tz import SHANGHAI
 
 LETTER = {
@@ -36,14 +48,141 @@ LETTER = {
 SIGNER_ROLE = {NoticeKind.YELLOW: Role.EXECUTIVE_DEPUTY, NoticeKind.RED: Role.COUNTY_HEAD}
 
 
+class Rows:
+    """The notice functions' reads and writes, one row at a time through the ORM session."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def unit(self, unit_id: int) -> Unit:
+        return self.session.get(Unit, unit_id)
+
+    def person(self, user_id: str) -> Person | None:
+        return queries.person(self.session, user_id)
+
+    def member(self, user_id: str) -> Person | None:
+        return queries.member(self.session, user_id)
+
+    def first_with_role(self, role: Role) -> Person | None:
+        return queries.first_with_role(self.session, role)
+
+    def people_with_role(self, role: Role) -> list[Person]:
+        return queries.people_with_role(self.session, role)
+
+    def notice(self, notice_id: int) -> Notice | None:
+        return self.session.get(Notice, notice_id)
+
+    def insert_notice(self, notice: Notice) -> None:
+        self.session.add(notice)
+        self.session.flush()  # the unique (task, kind, seq) check happens here, before anything else is written
+
+    def changed(self, notice: Notice) -> None:
+        self.session.add(notice)
+
+    def score(self, values: dict[str, Any]) -> None:
+        self.session.add(ScoreEvent(**values))
+
+    def audit(self, **values: Any) -> None:
+        audit.record(self.session, **values)
+
+    def outbox(self, reply: Reply, **values: Any) -> None:
+        enqueue(self.session, reply, **values)
+
+    def flush(self) -> None:
+        self.session.flush()
+
+
+class BatchRows(Rows):
+    """The same reads and writes for many tasks in one transaction: notices inserted at once
+    through Core (their ids are needed next), the rest collected and bulk-inserted by `flush`."""
+
+    def __init__(self, session: Session) -> None:
+        super().__init__(session)
+        self.conn = session.connection()
+        self._roles: dict[tuple[str, Role], Any] = {}
+        self._units: dict[int, Unit] = {}  # held here: the session's identity map holds objects weakly
+        self._people: dict[str, Person | None] = {}
+        self._inserted: dict[int, dict[str, Any]] = {}  # new notices as written, to spot later changes
+        self._scores: list[dict[str, Any]] = []
+        self._audits: list[dict[str, Any]] = []
+        self._outbox: list[dict[str, Any]] = []
+
+    def unit(self, unit_id: int) -> Unit:
+        if unit_id not in self._units:
+            self._units[unit_id] = super().unit(unit_id)
+        return self._units[unit_id]
+
+    def person(self, user_id: str) -> Person | None:
+        if user_id not in self._people:
+            self._people[user_id] = super().person(user_id)
+        return self._people[user_id]
+
+    def member(self, user_id: str) -> Person | None:
+        found = self.person(user_id)
+        return found if found is not None and found.active else None
+
+    def first_with_role(self, role: Role) -> Person | None:
+        key = ("first", role)
+        if key not in self._roles:
+            self._roles[key] = super().first_with_role(role)
+        return self._roles[key]
+
+    def people_with_role(self, role: Role) -> list[Person]:
+        key = ("all", role)
+        if key not in self._roles:
+            self._roles[key] = super().people_with_role(role)
+        return self._roles[key]
+
+    def insert_notice(self, notice: Notice) -> None:
+        values = _notice_values(notice)
+        notice.id = self.conn.execute(Notice.__table__.insert(), values).inserted_primary_key[0]
+        self._inserted[notice.id] = values
+
+    def changed(self, notice: Notice) -> None:
+        if orm_state(notice).persistent:  # loaded by the batch: the ORM writes it at commit
+            self.session.add(notice)
+            return
+        values = _notice_values(notice)
+        diff = {k: v for k, v in values.items() if v != self._inserted[notice.id].get(k)}
+        if diff:
+            self.conn.execute(update(Notice.__table__).where(Notice.__table__.c.id == notice.id).values(**diff))
+            self._inserted[notice.id] = values
+
+    def score(self, values: dict[str, Any]) -> None:
+        self._scores.append(values)
+
+    def audit(self, **values: Any) -> None:
+        self._audits.append(audit.values(**values))
+
+    def outbox(self, reply: Reply, **values: Any) -> None:
+        self._outbox.append(outbox_values(reply, **values))
+
+    def flush(self) -> None:
+        self.session.flush()
+        for model, rows in ((ScoreEvent, self._scores), (AuditEvent, self._audits), (Outbox, self._outbox)):
+            if rows:
+                self.conn.execute(model.__table__.insert(), rows)
+            rows.clear()
+
+
+def _notice_values(notice: Notice) -> dict[str, Any]:
+    return {c.name: getattr(notice, c.name) for c in Notice.__table__.columns if c.name != "id"}
+
+
+def as_rows(where: Session | Rows) -> Rows:
+    return where if isinstance(where, Rows) else Rows(where)
+
+
+
 def score_for(kind: NoticeKind, rules: Rules) -> int:
     return {NoticeKind.BLUE: rules.score_blue, NoticeKind.YELLOW: rules.score_yellow,
             NoticeKind.RED: rules.score_red}.get(kind, 0)
 
 
-def create(session: Session, task: Task, due: Due, now: datetime, policy: Policy) -> Notice:
+def create(session: Session | Rows, task: Task, due: Due, now: datetime, policy: Policy) -> Notice:
+    rows = as_rows(session)
     # the signer is whoever holds the role now; a roster change later moves the draft (move_drafts)
-    signer = queries.first_with_role(session, SIGNER_ROLE[due.kind]) if due.draft else None
+    signer = rows.first_with_role(SIGNER_ROLE[due.kind]) if due.draft else None
     notice = Notice(
         code=f"{task.code}-{LETTER[due.kind]}{due.seq}",
         task_id=task.id,
@@ -54,39 +193,41 @@ def create(session: Session, task: Task, due: Due, now: datetime, policy: Policy
         status=NoticeStatus.DRAFT if due.draft else NoticeStatus.ISSUED,
         due_at=due.due_at,
         created_at=now,
+        issued_at=None if due.draft else now,  # as `issue` sets it: the row is written once
         signer_id=signer.user_id if signer else None,
         deadline_at_issue=task.deadline,
     )
-    session.add(notice)
-    session.flush()  # the unique (task, kind, seq) check happens here, before anything else is written
+    rows.insert_notice(notice)  # a duplicate (task, kind, seq) fails here, before anything else is written
     if due.draft:
-        _send_draft(session, task, notice, now, policy)
-        audit.record(session, at=now, actor=audit.SYSTEM, action="notice_drafted", task_id=task.id,
-                     notice=notice.code, kind=notice.kind, signer=notice.signer_id)
+        _send_draft(rows, task, notice, now, policy)
+        rows.audit(at=now, actor=audit.SYSTEM, action="notice_drafted", task_id=task.id,
+                   notice=notice.code, kind=notice.kind, signer=notice.signer_id)
     else:
-        issue(session, task, notice, now, policy, signed_by=None)
+        issue(rows, task, notice, now, policy, signed_by=None)
     return notice
 
 
-def issue(session: Session, task: Task, notice: Notice, now: datetime, policy: Policy,
+def issue(session: Session | Rows, task: Task, notice: Notice, now: datetime, policy: Policy,
           signed_by: str | None) -> None:
+    rows = as_rows(session)
     notice.status, notice.issued_at, notice.signed_by = NoticeStatus.ISSUED, now, signed_by
     notice.deadline_at_issue = task.deadline
-    session.add(notice)
-    unit = session.get(Unit, task.lead_unit_id)
+    rows.changed(notice)
+    unit = rows.unit(task.lead_unit_id)
     points = score_for(notice.kind, policy.rules)
     if notice.kind in COLOURS:
-        session.add(ScoreEvent(unit_id=unit.id, task_id=task.id, notice_id=notice.id, year=now.year,
-                               points=points, at=now))
-    audit.record(session, at=now, actor=signed_by or audit.SYSTEM, action="notice_issued", task_id=task.id,
-                 notice=notice.code, kind=notice.kind, points=points)
-    _deliver(session, task, notice, unit, now, policy)
+        rows.score({"unit_id": unit.id, "task_id": task.id, "notice_id": notice.id, "year": now.year,
+                    "points": points, "at": now})
+    rows.audit(at=now, actor=signed_by or audit.SYSTEM, action="notice_issued", task_id=task.id,
+               notice=notice.code, kind=notice.kind, points=points)
+    _deliver(rows, task, notice, unit, now, policy)
 
 
-def void(session: Session, task: Task, notice: Notice, now: datetime) -> None:
+def void(session: Session | Rows, task: Task, notice: Notice, now: datetime) -> None:
+    rows = as_rows(session)
     notice.status = NoticeStatus.VOID
-    session.add(notice)
-    audit.record(session, at=now, actor=audit.SYSTEM, action="notice_void", task_id=task.id, notice=notice.code)
+    rows.changed(notice)
+    rows.audit(at=now, actor=audit.SYSTEM, action="notice_void", task_id=task.id, notice=notice.code)
 
 
 def reds_this_year(session: Session, unit_id: int, year: int) -> int:
@@ -98,15 +239,17 @@ def reds_this_year(session: Session, unit_id: int, year: int) -> int:
     return session.exec(query).one()
 
 
-def _context(session: Session, task: Task, notice: Notice, unit: Unit, now: datetime, policy: Policy) -> dict:
-    head = queries.unit_head(session, unit)
-    signer = queries.person(session, notice.signed_by or notice.signer_id or "")
+def _context(rows: Rows, task: Task, notice: Notice, unit: Unit, now: datetime, policy: Policy) -> dict:
+    head = rows.person(unit.head_user_id) if unit.head_user_id else None  # none once the unit left
+    signer = rows.person(notice.signed_by or notice.signer_id or "")
+    if notice.kind is NoticeKind.RED:
+        rows.flush()  # the count includes this red
     return {
         "task": task, "notice": notice, "unit": unit, "head": head, "signer": signer, "now": now,
         "overdue_days": max((now.date() - task.deadline.date()).days, 0),
         "next_at": _next_step(task, notice, now, policy),
         "points": score_for(notice.kind, policy.rules),
-        "reds": reds_this_year(session, unit.id, now.year) if notice.kind is NoticeKind.RED else 0,
+        "reds": reds_this_year(rows.session, unit.id, now.year) if notice.kind is NoticeKind.RED else 0,
         "rules": policy.rules,
         "estimate": task.deadline_is_estimate,
     }
@@ -131,40 +274,41 @@ def task_actions(task: Task) -> tuple[Action, ...]:
             Action("申请延期", f"延期 {task.code} "), Action("办结", f"办结 {task.code} "))
 
 
-def _deliver(session: Session, task: Task, notice: Notice, unit: Unit, now: datetime, policy: Policy) -> None:
-    ctx = _context(session, task, notice, unit, now, policy)
+def _deliver(rows: Rows, task: Task, notice: Notice, unit: Unit, now: datetime, policy: Policy) -> None:
+    ctx = _context(rows, task, notice, unit, now, policy)
     at = policy.send_time(now)
     head = ctx["head"]
     if notice.kind is NoticeKind.SIGN_REMINDER:
-        draft = session.get(Notice, notice.ref_notice_id)
+        draft = rows.notice(notice.ref_notice_id)
         ctx["draft"] = draft
         reply = render("reminder_sign", actions=_sign_actions(draft), **ctx)
-        enqueue(session, reply, target="user", recipient=draft.signer_id, deliver_after=at, now=now,
-                task_id=task.id, notice_id=notice.id)
+        rows.outbox(reply, target="user", recipient=draft.signer_id, deliver_after=at, now=now,
+                    task_id=task.id, notice_id=notice.id)
         return
     if notice.kind is NoticeKind.HARD_REMINDER:  # 难以执行 waits for an answer: the 督查室 and the assigner
-        report = session.exec(select(HardReport).where(HardReport.task_id == task.id, HardReport.answer.is_(None))
-                               .order_by(HardReport.id.desc())).first()
+        report = rows.session.exec(select(HardReport).where(HardReport.task_id == task.id,
+                                                            HardReport.answer.is_(None))
+                                   .order_by(HardReport.id.desc())).first()
         reply = render("notice_hard_reminder", actions=hard_actions(task), report=report, **ctx)
-        people = [task.assigner_id, *(p.user_id for p in queries.people_with_role(session, Role.SUPERVISOR))]
+        people = [task.assigner_id, *(p.user_id for p in rows.people_with_role(Role.SUPERVISOR))]
         for user_id in dict.fromkeys(people):
-            if queries.member(session, user_id):
-                enqueue(session, reply, target="user", recipient=user_id, deliver_after=at, now=now,
-                        task_id=task.id, notice_id=notice.id)
+            if rows.member(user_id):
+                rows.outbox(reply, target="user", recipient=user_id, deliver_after=at, now=now,
+                            task_id=task.id, notice_id=notice.id)
         return
     reply = render(f"notice_{notice.kind}", actions=task_actions(task), **ctx)
     if head:
-        enqueue(session, reply, target="user", recipient=head.user_id, deliver_after=at, now=now,
-                task_id=task.id, notice_id=notice.id)
+        rows.outbox(reply, target="user", recipient=head.user_id, deliver_after=at, now=now,
+                    task_id=task.id, notice_id=notice.id)
     groups = []
     if notice.kind in (NoticeKind.YELLOW, NoticeKind.RED):
-        groups.append(queries.task_conversation(session, task))
+        groups.append(queries.task_conversation(rows.session, task))
     if notice.kind is NoticeKind.RED:
-        leaders = queries.group(session, "leaders")
+        leaders = queries.group(rows.session, "leaders")
         groups.append(leaders.conversation_id if leaders else "")
     for conversation in dict.fromkeys(g for g in groups if g):
-        enqueue(session, render(f"notice_{notice.kind}", **ctx), target="group", recipient=conversation,
-                deliver_after=at, now=now, task_id=task.id, notice_id=notice.id)
+        rows.outbox(render(f"notice_{notice.kind}", **ctx), target="group", recipient=conversation,
+                    deliver_after=at, now=now, task_id=task.id, notice_id=notice.id)
 
 
 def hard_actions(task: Task) -> tuple[Action, ...]:
@@ -177,14 +321,14 @@ def _sign_actions(draft: Notice) -> tuple[Action, ...]:
     return (Action("签发", f"签发 {draft.code}"), Action("暂缓", f"暂缓 {draft.code} "))
 
 
-def _send_draft(session: Session, task: Task, notice: Notice, now: datetime, policy: Policy) -> None:
+def _send_draft(rows: Rows, task: Task, notice: Notice, now: datetime, policy: Policy) -> None:
     if notice.signer_id is None:
         return  # no signer in the roster: the roster check refuses such a roster, so this is a test set-up
-    unit = session.get(Unit, task.lead_unit_id)
-    ctx = _context(session, task, notice, unit, now, policy)
+    unit = rows.unit(task.lead_unit_id)
+    ctx = _context(rows, task, notice, unit, now, policy)
     reply = render("notice_draft", actions=_sign_actions(notice), **ctx)
-    enqueue(session, reply, target="user", recipient=notice.signer_id, deliver_after=policy.send_time(now),
-            now=now, task_id=task.id, notice_id=notice.id)
+    rows.outbox(reply, target="user", recipient=notice.signer_id, deliver_after=policy.send_time(now),
+                now=now, task_id=task.id, notice_id=notice.id)
 
 
 def move_drafts(session: Session, now: datetime, policy: Policy) -> list[tuple[Notice, Person | None, Person]]:
@@ -206,7 +350,7 @@ def move_drafts(session: Session, now: datetime, policy: Policy) -> list[tuple[N
         session.add(notice)
         task = session.get(Task, notice.task_id)
         unit = session.get(Unit, task.lead_unit_id)
-        ctx = _context(session, task, notice, unit, now, policy)
+        ctx = _context(Rows(session), task, notice, unit, now, policy)
         actions = _sign_actions(notice)[:1 if notice.status is NoticeStatus.HELD else 2]  # held: 签发 only
         reply = render("notice_draft_moved", actions=actions, previous=old, **ctx)
         enqueue(session, reply, target="user", recipient=new.user_id, deliver_after=policy.send_time(now),

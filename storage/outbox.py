@@ -12,6 +12,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import ColumnElement, or_, update
 from sqlalchemy.engine import Engine
@@ -52,21 +53,28 @@ def enqueue(
     task_id: int | None = None,
     notice_id: int | None = None,
 ) -> Outbox:
-    row = Outbox(
-        target=target,
-        recipient=recipient,
-        at_user_ids=list(reply.at_user_ids),
-        title=reply.title,
-        text=reply.text,
-        actions=[[a.label, a.command] for a in reply.actions],
-        file_path=reply.file_path,
-        deliver_after=deliver_after,
-        created_at=now,
-        task_id=task_id,
-        notice_id=notice_id,
-    )
+    row = Outbox(**outbox_values(reply, target=target, recipient=recipient, deliver_after=deliver_after, now=now,
+                                 task_id=task_id, notice_id=notice_id))
     session.add(row)
     return row
+
+
+def outbox_values(reply: Reply, *, target: str, recipient: str, deliver_after: datetime, now: datetime,
+                  task_id: int | None = None, notice_id: int | None = None) -> dict[str, Any]:
+    """A queued message's columns, for `enqueue` and for the engine's bulk insert."""
+    return {
+        "target": target,
+        "recipient": recipient,
+        "at_user_ids": list(reply.at_user_ids),
+        "title": reply.title,
+        "text": reply.text,
+        "actions": [[a.label, a.command] for a in reply.actions],
+        "file_path": reply.file_path,
+        "deliver_after": deliver_after,
+        "created_at": now,
+        "task_id": task_id,
+        "notice_id": notice_id,
+    }
 
 
 def claim_due(engine: Engine, now: datetime, worker: str, limit: int = CLAIM_LIMIT) -> list[Outbox]:
