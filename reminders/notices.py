@@ -93,16 +93,20 @@ class Rows:
 
 
 class BatchRows(Rows):
-    """The same reads and writes for many tasks in one transaction: notices inserted at once
-    through Core (their ids are needed next), the rest collected and bulk-inserted by `flush`."""
+    """The same reads and writes for many tasks in one transaction, each table written by one
+    bulk INSERT in `flush`. A new notice gets a stand-in id (negative) until then, which the rows
+    that refer to it (score, outbox, a sign reminder's draft) carry and `flush` replaces."""
 
     def __init__(self, session: Session) -> None:
         super().__init__(session)
         self.conn = session.connection()
         self._roles: dict[tuple[str, Role], Any] = {}
-        self._units: dict[int, Unit] = {}  # held here: the session's identity map holds objects weakly
-        self._people: dict[str, Person | None] = {}
+        # the roster, read once (and held: the session's identity map holds objects weakly)
+        self._units: dict[int, Unit] = {u.id: u for u in session.exec(select(Unit))}
+        self._people: dict[str, Person | None] = {p.user_id: p for p in session.exec(select(Person))}
+        self._pending: list[Notice] = []  # new notices not yet written, in creation order
         self._inserted: dict[int, dict[str, Any]] = {}  # new notices as written, to spot later changes
+        self._new: dict[int, Notice] = {}  # every new notice by its id, stand-in or real
         self._scores: list[dict[str, Any]] = []
         self._audits: list[dict[str, Any]] = []
         self._outbox: list[dict[str, Any]] = []
@@ -133,12 +137,17 @@ class BatchRows(Rows):
             self._roles[key] = super().people_with_role(role)
         return self._roles[key]
 
+    def notice(self, notice_id: int) -> Notice | None:
+        return self._new.get(notice_id) or super().notice(notice_id)
+
     def insert_notice(self, notice: Notice) -> None:
-        values = _notice_values(notice)
-        notice.id = self.conn.execute(Notice.__table__.insert(), values).inserted_primary_key[0]
-        self._inserted[notice.id] = values
+        notice.id = -1 - len(self._new)
+        self._new[notice.id] = notice
+        self._pending.append(notice)
 
     def changed(self, notice: Notice) -> None:
+        if notice.id < 0:
+            return  # not written yet: `flush` writes what it holds then
         if orm_state(notice).persistent:  # loaded by the batch: the ORM writes it at commit
             self.session.add(notice)
             return
@@ -158,8 +167,29 @@ class BatchRows(Rows):
         self._outbox.append(outbox_values(reply, **values))
 
     def flush(self) -> None:
+        """Write everything held, in creation order (so ids come out as one row at a time would give
+        them); a duplicate notice fails here and the caller's transaction rolls back whole."""
         self.session.flush()
+        real: dict[int, int] = {}
+        table = Notice.__table__
+        insert = table.insert().returning(table.c.id, sort_by_parameter_order=True)
+        while self._pending:  # a sign reminder for a draft of this batch waits for the draft's id
+            ready = [n for n in self._pending if not (n.ref_notice_id or 0) < 0]
+            self._pending = [n for n in self._pending if (n.ref_notice_id or 0) < 0]
+            if not ready:
+                raise RuntimeError("a new notice refers to a notice that is not in the batch")
+            values = [_notice_values(n) for n in ready]
+            for notice, row_values, (new_id,) in zip(ready, values, self.conn.execute(insert, values), strict=True):
+                real[notice.id] = new_id
+                notice.id = new_id
+                self._new[new_id] = notice
+                self._inserted[new_id] = row_values
+            for notice in self._pending:
+                notice.ref_notice_id = real.get(notice.ref_notice_id, notice.ref_notice_id)
         for model, rows in ((ScoreEvent, self._scores), (AuditEvent, self._audits), (Outbox, self._outbox)):
+            for row in rows:
+                if (row.get("notice_id") or 0) < 0:
+                    row["notice_id"] = real[row["notice_id"]]
             if rows:
                 self.conn.execute(model.__table__.insert(), rows)
             rows.clear()
