@@ -38,7 +38,7 @@ from storage.models import (
 log = logging.getLogger(__name__)
 
 MAX_STEPS = 64  # a task can't have more due at once than this; guards against a policy bug looping
-BATCH = 200  # tasks settled in one transaction by reconcile
+BATCH = 500  # tasks settled in one transaction by reconcile
 
 
 @dataclass

@@ -13,7 +13,6 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import inspect as orm_state
 from sqlalchemy import update
 from sqlmodel import Session, func, select
 
@@ -71,6 +70,9 @@ class Rows:
 
     def notice(self, notice_id: int) -> Notice | None:
         return self.session.get(Notice, notice_id)
+
+    def new_notice(self, **values: Any) -> Notice:
+        return Notice(**values)
 
     def insert_notice(self, notice: Notice) -> None:
         self.session.add(notice)
@@ -140,6 +142,9 @@ class BatchRows(Rows):
     def notice(self, notice_id: int) -> Notice | None:
         return self._new.get(notice_id) or super().notice(notice_id)
 
+    def new_notice(self, **values: Any) -> Notice:
+        return NewNotice(**values)  # type: ignore[return-value]  # a Notice's columns, read the same way
+
     def insert_notice(self, notice: Notice) -> None:
         notice.id = -1 - len(self._new)
         self._new[notice.id] = notice
@@ -148,7 +153,7 @@ class BatchRows(Rows):
     def changed(self, notice: Notice) -> None:
         if notice.id < 0:
             return  # not written yet: `flush` writes what it holds then
-        if orm_state(notice).persistent:  # loaded by the batch: the ORM writes it at commit
+        if isinstance(notice, Notice):  # loaded by the batch: the ORM writes it at commit
             self.session.add(notice)
             return
         values = _notice_values(notice)
@@ -195,6 +200,19 @@ class BatchRows(Rows):
             rows.clear()
 
 
+class NewNotice:
+    """A notice the batch made: a Notice's columns as plain attributes, without the ORM's
+    per-attribute bookkeeping (constructing a Notice costs a tenth of a millisecond)."""
+
+    __slots__ = tuple(c.name for c in Notice.__table__.columns)
+    _DEFAULTS: dict[str, Any] = {"id": None, "ref_notice_id": None, "issued_at": None, "signer_id": None,
+                                 "signed_by": None, "hold_reason": ""}
+
+    def __init__(self, **values: Any) -> None:
+        for name in self.__slots__:
+            setattr(self, name, values[name] if name in values else self._DEFAULTS[name])
+
+
 def _notice_values(notice: Notice) -> dict[str, Any]:
     return {c.name: getattr(notice, c.name) for c in Notice.__table__.columns if c.name != "id"}
 
@@ -213,7 +231,7 @@ def create(session: Session | Rows, task: Task, due: Due, now: datetime, policy:
     rows = as_rows(session)
     # the signer is whoever holds the role now; a roster change later moves the draft (move_drafts)
     signer = rows.first_with_role(SIGNER_ROLE[due.kind]) if due.draft else None
-    notice = Notice(
+    notice = rows.new_notice(
         code=f"{task.code}-{LETTER[due.kind]}{due.seq}",
         task_id=task.id,
         kind=due.kind,
