@@ -8,24 +8,30 @@ Both run as their own process against the DingTalk emulator (tests/emulator) on 
   .reply_text, also through the session webhook).
 
 The emulator pushes N CALLBACK frames (`进展 <code> …` from a unit head) as fast as it can; the
-clock stops when every frame is acked and every reply reached the webhook. Figures are printed.
+clock stops when every frame is acked and every reply reached the webhook. Each round runs the
+SDK, then the bot on a fresh database, so the ratio compares two runs a few seconds apart (a
+shared machine's load shifts less between them than between rounds). Min/median/max of the rates
+and of the ratio are printed, the last lines reading `inbound_ratio <backend> min=… median=… max=…`.
 
-    python -m bench.inbound [--messages 1000] [--database postgresql://…]
+    python -m bench.inbound [--messages 1000] [--rounds 3] [--backends sqlite postgresql]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
 import signal
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from sqlmodel import Session, func, select
 
+from bench.common import ROUNDS, fmt, load, machine_line, postgres, spread, table
 from storage.db import make_engine
 from storage.models import ProgressReport, Task
 from tests.emulator import Emulator
@@ -134,21 +140,43 @@ def serve_sdk() -> None:
     client.start_forever()
 
 
-async def main(messages: int, database: str | None) -> None:
-    with tempfile.TemporaryDirectory() as work:
-        url = database or f"sqlite:///{work}/inbound.db"
-        sdk = await measure("sdk", messages, url, Path(work))
-        bot = await measure("bot", messages, url, Path(work))
-    print(f"inbound, {messages} messages after {WARM_UP} to warm up, database {url.split(':')[0]}:\n"
-          f"  bare dingtalk-stream echo handler: {sdk:7.1f} messages/s\n"
-          f"  full bot (进展: parse + transaction + reply): {bot:7.1f} messages/s\n"
-          f"  bot / bare SDK: {bot / sdk:.2f}")
+async def main(messages: int, rounds: int, backends: list[str]) -> None:
+    rows, lines = [], []
+    for backend in backends:
+        sdk_rates, bot_rates, ratios = [], [], []
+        for _ in range(rounds):
+            with tempfile.TemporaryDirectory() as work, postgres() if backend == "postgresql" else _none() as pg:
+                url = pg if backend == "postgresql" else f"sqlite:///{work}/inbound.db"
+                if url is None:
+                    break
+                sdk = await measure("sdk", messages, url, Path(work))
+                bot = await measure("bot", messages, url, Path(work))
+            sdk_rates.append(sdk)
+            bot_rates.append(bot)
+            ratios.append(bot / sdk)
+            print(f"[{backend}] sdk {sdk:7.1f}/s  bot {bot:7.1f}/s  ratio {bot / sdk:.2f}  (load {load()})", flush=True)
+        if ratios:
+            rows += [(backend, "bare SDK echo, msg/s", fmt(sdk_rates, 1)), (backend, "full bot, msg/s", fmt(bot_rates, 1)),
+                     (backend, "bot / SDK", fmt(ratios, 2))]
+            lines.append(machine_line(f"inbound_ratio {backend}", **dict(zip(("min", "median", "max"),
+                                                                           (f"{v:.2f}" for v in spread(ratios)), strict=True))))
+    print(f"\ninbound, {messages} messages after {WARM_UP} to warm up, {rounds} rounds:")
+    print(table(("backend", "what", "figures"), rows))
+    print("\n".join(lines))
+
+
+
+@contextlib.contextmanager
+def _none() -> Iterator[None]:
+    yield None
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1000)
-    parser.add_argument("--database", help="a database URL (default: a SQLite file in a temporary directory)")
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    parser.add_argument("--backends", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
+    parser.add_argument("--database", help=argparse.SUPPRESS)  # the child's database
     parser.add_argument("--serve", choices=["bot", "sdk"], help=argparse.SUPPRESS)  # the child's role
     parser.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -157,4 +185,4 @@ if __name__ == "__main__":
     elif args.serve == "sdk":
         serve_sdk()
     else:
-        asyncio.run(main(args.messages, args.database))
+        asyncio.run(main(args.messages, args.rounds, args.backends))

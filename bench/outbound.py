@@ -12,32 +12,48 @@ tightest limit the default pacing keeps under (5 at once, then 5 a second). Two 
    woken at once, as bot.run does), then 20 s of messages falling due by the clock (the sender
    notices them on its next poll, every second) → due→sent latency p50 / p99 of each kind.
 
-    python -m bench.outbound [--database postgresql://…]
+3. burst (`--burst`, alone): the 09:00 moment at province scale — 100,000 open tasks, 3,500 of them
+   due at once (a blue each: the head's DM) — through bot.outbox.deliver_due with DingTalk's batch
+   size, counting the calls that reach each recipient; 3 rounds, each on fresh tasks. Last line:
+   `calls_per_recipient max=… median=…` (the worst round's worst recipient, and the median).
+
+    python -m bench.outbound [--database postgresql://…] [--burst [--tasks 100000] [--due 3500]]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import statistics
+import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime, timedelta
+from datetime import time as time_of_day
+from pathlib import Path
 
 from sqlmodel import Session, func, select
 
+from bench.common import ROUNDS, fmt, load, machine_line
 from bot.clock import SystemClock
-from bot.dingtalk.openapi import OpenApiClient
+from bot.dingtalk.openapi import MAX_BATCH_USERS, OpenApiClient
 from bot.dingtalk.settings import DingTalkSettings
 from bot.dingtalk.transport import DingTalkTransport
-from bot.outbox import SendPacer, run_sender
+from bot.outbox import SendPacer, deliver_due, run_sender
+from bot.transport import OutgoingMessage
 from message_templates.reply import Reply
+from reminders.calendar import WorkCalendar
+from reminders.engine import Escalation
+from reminders.rules import Rules
 from storage.db import create_schema, make_engine, transaction
 from storage.models import Outbox, OutboxStatus
 from storage.outbox import enqueue
 from storage.tz import SHANGHAI
 from tests.emulator import Delivery, Emulator
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench/reconcile.py builds the tasks
 LIMIT_PER_SECOND = 10
 BACKLOG = 250
 STEADY_PER_SECOND = 4
@@ -130,7 +146,57 @@ async def main(database: str | None) -> None:
           + f"  429s in all: {len(emulator.faults_injected)}")
 
 
+class CountingTransport:
+    """DingTalk as the sender sees it, minus the network: every call counted per recipient."""
+
+    max_batch = MAX_BATCH_USERS
+
+    def __init__(self) -> None:
+        self.calls: Counter[str] = Counter()
+
+    async def send(self, message: OutgoingMessage) -> None:
+        for recipient in message.recipients:
+            self.calls[recipient] += 1
+
+
+def burst(database: str | None, tasks: int, due: int, rounds: int) -> None:
+    from reconcile import NOW, fill, make_due
+
+    worst, medians = [], []
+    with tempfile.TemporaryDirectory() as work:
+        url = database or f"sqlite:///{work}/burst.db"
+        engine = make_engine(url)
+        rng = random.Random(42)
+        fill(engine, tasks, NOW, rng)
+        escalation, taken = Escalation(WorkCalendar(), Rules()), set()
+        escalation.reconcile(engine, NOW)
+        for _ in range(rounds):
+            make_due(engine, due, NOW, rng, taken)
+            escalation.reconcile(engine, NOW)
+            moment = datetime.combine(NOW.date() + timedelta(days=1), time_of_day(9), tzinfo=NOW.tzinfo)
+            transport, rows = CountingTransport(), 0
+            while sent := asyncio.run(deliver_due(engine, transport, max(moment, NOW), "bench")):
+                rows += sent
+            calls = sorted(transport.calls.values())
+            worst.append(calls[-1])
+            medians.append(statistics.median(calls))
+            print(f"burst: {sum(calls)} calls to {len(calls)} recipients (max {calls[-1]} to one person, "
+                  f"load {load()})", flush=True)
+        engine.dispose()
+    print(f"outbox burst, {tasks:,} open tasks, {due:,} due at once, {rounds} rounds: calls per recipient "
+          f"max {fmt(worst, 0)}, median {fmt(medians, 1)}")
+    print(machine_line("calls_per_recipient", max=max(worst), median=f"{statistics.median(medians):.1f}"))
+
+
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", help="a database URL (default: a SQLite file in a temporary directory)")
-    asyncio.run(main(parser.parse_args().database))
+    parser.add_argument("--burst", action="store_true", help="the 09:00 burst: calls per recipient")
+    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--due", type=int, default=3_500)
+    parser.add_argument("--rounds", type=int, default=ROUNDS)
+    args = parser.parse_args()
+    if args.burst:
+        burst(args.database, args.tasks, args.due, args.rounds)
+    else:
+        asyncio.run(main(args.database))

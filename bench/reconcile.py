@@ -1,6 +1,9 @@
 """How long `reconcile(now)` takes on 100,000 open tasks: with nothing due, and with 1,000 due at once.
 
-    python bench/reconcile.py [--tasks 100000] [--due 1000] [--rounds 3]
+    python bench/reconcile.py [--tasks 100000 [1000000 …]] [--due 1000] [--rounds 3] [--sqlite-only]
+
+With several --tasks sizes each is filled and timed in turn, and the slope (seconds per 100,000
+more open tasks) is printed: the times should grow with what is due, not with how much is open.
 
 Runs on SQLite (a file in a fresh temporary directory) and, if reachable, on PostgreSQL
 ($DUBAN_TEST_POSTGRES, default postgresql://postgres@127.0.0.1:5432/test: a database of its own is
@@ -9,24 +12,23 @@ created there and dropped afterwards). Prints one table; a benchmark, not a pass
 The tasks are what the policy would leave behind: acknowledged, deadlines spread over the next six
 weeks, and `next_check_at` the policy's own answer (the 临期提醒, 09:00 the working day before D).
 "Due" means 1,000 of them reach their deadline at the same moment: each gets its 蓝色督办单, score
-event, outbox rows and audit event, one transaction per task, exactly as in production.
+event, outbox rows and audit event, exactly as in production (reconcile's batches). Each round
+takes fresh tasks; min/median/max over the rounds are printed, and the last line reads
+`reconcile_due_1000_seconds sqlite=<median> postgresql=<median> …`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import statistics
+import sys
 import tempfile
 import time
-import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import psycopg
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -43,8 +45,10 @@ from storage.db import create_schema, make_engine
 from storage.models import Notice, NoticeKind, NoticeStatus, Task, TaskStatus, Unit
 from storage.tz import shanghai
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import fmt, load, machine_line, postgres, spread, table  # noqa: E402
+
 NOW = shanghai(2026, 11, 23, 10, 0)  # a Monday morning
-PG_ADMIN = os.environ.get("DUBAN_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 CHUNK = 5_000  # rows per INSERT batch
 
 
@@ -107,65 +111,67 @@ def timed(func: Callable[[], int]) -> tuple[float, int]:
     return time.perf_counter() - start, result
 
 
-def bench(backend: str, engine: Engine, tasks: int, due: int, rounds: int) -> list[tuple]:
+def bench(backend: str, engine: Engine, tasks: int, due: int, rounds: int) -> dict[str, list[float]]:
     rng = random.Random(42)
     start = time.perf_counter()
     fill(engine, tasks, NOW, rng)
-    print(f"[{backend}] {tasks:,} tasks inserted in {time.perf_counter() - start:.1f} s", flush=True)
+    print(f"[{backend}] {tasks:,} tasks inserted in {time.perf_counter() - start:.1f} s (load {load()})", flush=True)
     escalation = Escalation(WorkCalendar(), Rules())
-    idle = [timed(lambda: escalation.reconcile(engine, NOW)) for _ in range(5)]
-    assert all(created == 0 for _, created in idle)
-    busy, taken = [], set()
+    escalation.reconcile(engine, NOW)  # warm: compiled statements, templates
+    idle, busy, taken = [], [], set()
     for _ in range(rounds):
+        runs = [timed(lambda: escalation.reconcile(engine, NOW)) for _ in range(5)]
+        assert all(created == 0 for _, created in runs)
+        idle.append(statistics.median(t for t, _ in runs))
         make_due(engine, due, NOW, rng, taken)
         busy.append(timed(lambda: escalation.reconcile(engine, NOW)))
         assert busy[-1][1] == due, busy[-1]  # one blue each
-    per_task = statistics.median(t for t, _ in busy) / due * 1000
-    return [
-        (backend, f"{tasks:,}", "nothing due", f"{statistics.median(t for t, _ in idle) * 1000:.1f} ms", 0, ""),
-        (backend, f"{tasks:,}", f"{due:,} due", f"{statistics.median(t for t, _ in busy):.2f} s", due,
-         f"{per_task:.2f} ms"),
-    ]
-
-
-@contextmanager
-def postgres() -> Iterator[str | None]:
-    name = f"duban_bench_{uuid.uuid4().hex[:8]}"
-    try:
-        with psycopg.connect(PG_ADMIN, autocommit=True, connect_timeout=3) as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-    except psycopg.OperationalError as exc:
-        print(f"PostgreSQL not reachable at {PG_ADMIN}: {exc}")
-        yield None
-        return
-    try:
-        yield f"{PG_ADMIN.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return {"idle": idle, "busy": [t for t, _ in busy]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=100_000)
+    parser.add_argument("--tasks", type=int, nargs="+", default=[100_000])
     parser.add_argument("--due", type=int, default=1_000)
-    parser.add_argument("--rounds", type=int, default=3, help="due rounds (each with fresh tasks); median shown")
+    parser.add_argument("--rounds", type=int, default=3, help="due rounds (each with fresh tasks)")
+    parser.add_argument("--sqlite-only", action="store_true")
     args = parser.parse_args()
-    results = []
-    with tempfile.TemporaryDirectory(prefix="duban-bench-") as folder:
-        engine = make_engine(f"sqlite:///{Path(folder) / 'bench.db'}")
-        results += bench("SQLite", engine, args.tasks, args.due, args.rounds)
-        engine.dispose()
-    with postgres() as url:
-        if url:
-            engine = make_engine(url)
-            results += bench("PostgreSQL", engine, args.tasks, args.due, args.rounds)
+    results: dict[tuple[str, int], dict[str, list[float]]] = {}
+    for tasks in args.tasks:
+        with tempfile.TemporaryDirectory(prefix="duban-bench-") as folder:
+            engine = make_engine(f"sqlite:///{Path(folder) / 'bench.db'}")
+            results["sqlite", tasks] = bench("sqlite", engine, tasks, args.due, args.rounds)
             engine.dispose()
-    header = ("backend", "open tasks", "case", "reconcile(now)", "notices", "per due task")
-    widths = [max(len(str(r[i])) for r in [header, *results]) for i in range(len(header))]
+        if args.sqlite_only:
+            continue
+        with postgres() as url:
+            if url:
+                engine = make_engine(url)
+                results["postgresql", tasks] = bench("postgresql", engine, tasks, args.due, args.rounds)
+                engine.dispose()
+    rows = []
+    for (backend, tasks), r in results.items():
+        rows.append((backend, f"{tasks:,}", "nothing due", *(f"{v * 1000:.2f} ms" for v in spread(r["idle"]))))
+        rows.append((backend, f"{tasks:,}", f"{args.due:,} due", *(f"{v:.3f} s" for v in spread(r["busy"]))))
     print()
-    for row in [header, ["-" * w for w in widths], *results]:
-        print(" | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)))
+    print(table(("backend", "open tasks", "case", "min", "median", "max"), rows))
+    backends = sorted({b for b, _ in results}, key=["sqlite", "postgresql"].index)
+    if len(args.tasks) > 1:
+        low, high = min(args.tasks), max(args.tasks)
+        for backend in backends:
+            for case, unit in (("idle", 1000), ("busy", 1)):
+                a, b = (statistics.median(results[backend, n][case]) for n in (low, high))
+                print(f"slope {backend} {case}: {(b - a) * unit / ((high - low) / 100_000):+.4f} "
+                      f"{'ms' if unit == 1000 else 's'} per 100,000 more open tasks")
+    for tasks in args.tasks:
+        print(machine_line(f"reconcile_nothing_due_ms tasks={tasks}", **{
+            b: f"{statistics.median(results[b, tasks]['idle']) * 1000:.3f}" for b in backends if (b, tasks) in results}))
+    for tasks in args.tasks:
+        for b in backends:
+            if (b, tasks) in results:
+                print(f"# {b} {tasks:,}: due {fmt(results[b, tasks]['busy'])}")
+        print(machine_line(f"reconcile_due_{args.due}_seconds tasks={tasks}", **{
+            b: f"{statistics.median(results[b, tasks]['busy']):.3f}" for b in backends if (b, tasks) in results}))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,12 @@
 """Start-up time and memory of the bot on a 100,000-task database, against one APScheduler job per reminder.
 
-    python bench/startup_memory.py [--tasks 100000] [--jobs-per-task 4]
+    python bench/startup_memory.py [--tasks 100000] [--jobs-per-task 4] [--rounds 3]
+
+Start-up is `duban run` itself, process start → stream connected: the CLI in a fresh process with
+its settings in the environment, against the DingTalk emulator, timed from the spawn until the
+emulator sees the websocket (a bare `python -c pass` is timed beside it). Idle memory growth is the
+bot's resident set after start and first wake-up on a 100,000-task database minus the same on an
+empty one. Last lines: `startup_seconds min=… median=… max=…` and `idle_rss_growth_mb …`.
 
 Builds a SQLite database like bench/reconcile.py does (open tasks, the policy's `next_check_at`),
 then measures each side in a fresh process, so neither sees the other's memory:
@@ -19,7 +25,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import random
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,8 +35,10 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from common import fmt, machine_line, spread
 from reconcile import NOW, fill  # bench/reconcile.py: this folder is on sys.path when run as a script
 
+from bot.simulation import ROSTER
 from storage.db import make_engine
 
 REMINDERS = ("courtesy", "blue", "yellow", "red")
@@ -109,6 +119,34 @@ def child_jobs(tasks: int, per_task: int) -> dict[str, float]:
     return {"jobs": jobs, "build_s": built, "rss_before": before, "rss_after": after, "peak": peak_mib()}
 
 
+async def startup_seconds(folder: Path) -> tuple[float, float]:
+    """(`duban run` from spawn to stream connected, a bare interpreter's start) in seconds."""
+    from tests.emulator import Emulator
+
+    emulator = Emulator()
+    await emulator.start()
+    env = os.environ | {
+        "DINGTALK_OPENAPI_ENDPOINT": emulator.url, "DUBAN_DATABASE_URL": f"sqlite:///{folder / 'run.db'}",
+        "DUBAN_ROSTER_FILE": str(ROSTER), "DUBAN_REPORTS_DIR": str(folder), "DUBAN_HTTP_PORT": "0",
+        "DUBAN_DINGTALK_CLIENT_ID": emulator.client_id, "DUBAN_DINGTALK_CLIENT_SECRET": emulator.client_secret,
+        "DUBAN_DINGTALK_OPENAPI_ENDPOINT": emulator.url, "DUBAN_DINGTALK_OAPI_ENDPOINT": emulator.url,
+    }
+    begin = time.perf_counter()
+    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "run", env=env, cwd=folder,
+                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        await emulator.wait_for(lambda: emulator.live_connections > 0, 60)
+        connected = time.perf_counter() - begin
+    finally:
+        child.send_signal(signal.SIGTERM)
+        await child.wait()
+        await emulator.stop()
+    begin = time.perf_counter()
+    bare = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await bare.wait()
+    return connected, time.perf_counter() - begin
+
+
 def run_child(*args: str) -> dict[str, float]:
     out = subprocess.run([sys.executable, __file__, "--child", *args], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -118,6 +156,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--jobs-per-task", type=int, default=len(REMINDERS))
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -126,13 +165,27 @@ def main() -> None:
         print(json.dumps(result))
         return
 
+    starts, bares = [], []
+    for _ in range(args.rounds):
+        with tempfile.TemporaryDirectory(prefix="duban-bench-") as folder:
+            connected, bare = asyncio.run(startup_seconds(Path(folder)))
+        starts.append(connected)
+        bares.append(bare)
+
     with tempfile.TemporaryDirectory(prefix="duban-bench-") as folder:
+        empty_url = f"sqlite:///{Path(folder) / 'empty.db'}"
         url = f"sqlite:///{Path(folder) / 'bench.db'}"
+        engine = make_engine(empty_url)
+        fill(engine, 0, NOW, random.Random(42))
+        engine.dispose()
         engine = make_engine(url)
         fill(engine, args.tasks, NOW, random.Random(42))
         engine.dispose()
-        size = sum(f.stat().st_size for f in Path(folder).iterdir()) / 2**20
-        bot = run_child("bot", url)
+        size = sum(f.stat().st_size for f in Path(folder).glob("bench.db*")) / 2**20
+        empties = [run_child("bot", empty_url) for _ in range(args.rounds)]
+        fulls = [run_child("bot", url) for _ in range(args.rounds)]
+        bot = fulls[len(fulls) // 2]
+    growth = [f["rss_after"] - e["rss_after"] for e, f in zip(empties, fulls, strict=True)]
     jobs = run_child("jobs", str(args.tasks), str(args.jobs_per_task))
 
     rows = [
@@ -149,6 +202,12 @@ def main() -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
+    print(f"\n`duban run`, spawn → stream connected: {fmt(starts, 2)} s (a bare interpreter: {fmt(bares, 2)} s)")
+    print(f"idle RSS after start, {args.tasks:,} tasks minus an empty database: {fmt(growth, 1)} MiB")
+    print(machine_line("startup_seconds", **dict(zip(("min", "median", "max"), (f"{v:.2f}" for v in spread(starts)),
+                                                     strict=True))))
+    print(machine_line(f"idle_rss_growth_mb tasks={args.tasks}",
+                       **dict(zip(("min", "median", "max"), (f"{v:.1f}" for v in spread(growth)), strict=True))))
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from sqlalchemy import update
@@ -46,6 +48,12 @@ class Bot:
         self.calendar = calendar
         self.escalation = Escalation(calendar, settings.rules, cards=settings.dingtalk_cards)
         self.services = Services(settings, calendar, self.escalation)
+        # SQLite takes one writer at a time: commands queue here, in order, instead of many threads
+        # polling for the write lock (its busy handler sleeps, and a burst spent most time asleep)
+        self._db = ThreadPoolExecutor(1, thread_name_prefix="duban-db") if engine.dialect.name == "sqlite" else None
+        self._marks_lock = threading.Lock()
+        self._marks: list[str] | None = None  # msgIds waiting for the next mark_replied commit
+        self._marking: asyncio.Future[None] | None = None
 
     def load_roster(self, path: Path) -> RosterChange:
         roster = load_roster(path)
@@ -54,7 +62,7 @@ class Bot:
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         # database work is synchronous: keep it off the event loop that the stream client runs on
-        return await asyncio.to_thread(self.handle_sync, incoming)
+        return await asyncio.get_running_loop().run_in_executor(self._db, self.handle_sync, incoming)
 
     def handle_sync(self, incoming: Incoming) -> list[Reply]:
         incoming = clean_incoming(incoming)
@@ -117,15 +125,29 @@ class Bot:
             return [render("error_internal", now=now)]
 
     async def mark_replied(self, incoming: Incoming) -> None:
-        """The replies to `incoming` went out: a redelivery of it now answers nothing."""
-        def mark() -> None:
-            with transaction(self.engine) as session:
-                session.exec(update(ProcessedMessage).where(
-                    ProcessedMessage.msg_id == incoming.msg_id, ProcessedMessage.replied_at.is_(None),
-                ).values(replied_at=self.clock.now()))
+        """The replies to `incoming` went out: a redelivery of it now answers nothing. Messages
+        replied to while an earlier mark waits its turn are marked with it, in one commit (group
+        commit: the fsync, not the UPDATE, is what a mark costs); each caller returns once its
+        own mark is committed."""
+        if not incoming.msg_id:
+            return
+        with self._marks_lock:
+            if self._marks is None:
+                self._marks = []
+                self._marking = asyncio.get_running_loop().run_in_executor(self._db, self._mark, self._marks)
+            self._marks.append(incoming.msg_id)
+            marking = self._marking
+        await asyncio.shield(marking)
 
-        if incoming.msg_id:
-            await asyncio.to_thread(mark)
+    def _mark(self, marks: list[str]) -> None:
+        with self._marks_lock:  # from here on, new marks start the next batch
+            ids = list(marks)
+            if self._marks is marks:
+                self._marks = None
+        with transaction(self.engine) as session:
+            session.exec(update(ProcessedMessage).where(
+                ProcessedMessage.msg_id.in_(ids), ProcessedMessage.replied_at.is_(None),
+            ).values(replied_at=self.clock.now()))
 
     def _already_processed(self, msg_id: str) -> bool:
         with transaction(self.engine) as session:

@@ -52,7 +52,7 @@ from reminders.rules import ENV_FILE
 from reminders.scheduler import Waker
 from storage.db import create_schema, make_engine, transaction
 from storage.models import Outbox, OutboxStatus
-from storage.outbox import COUNTERS, enqueue
+from storage.outbox import COUNTERS, enqueue, purge_sent, undelivered_counts
 from storage.queries import forget_processed
 from storage.receipts import undeliverable
 
@@ -70,6 +70,7 @@ class RunSettings(BaseSettings):
     http_host: str = "127.0.0.1"  # /healthz, /metrics and the dashboard (/board/): localhost only by default
     http_port: int = 8787
     log_level: str = "INFO"
+    outbox_sent_kept_days: int = 180  # sent outbox rows older than this are purged nightly
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -211,6 +212,9 @@ class Service:
                 return forget_processed(session, self.clock.now() - PROCESSED_KEPT)
 
         log.info("forgot %d processed msgIds", await asyncio.to_thread(forget))
+        kept = timedelta(days=self.options.outbox_sent_kept_days)
+        purged = await asyncio.to_thread(purge_sent, self.engine, self.clock.now() - kept)
+        log.info("purged %d outbox rows sent more than %d days ago", purged, self.options.outbox_sent_kept_days)
 
     async def _bulletins(self) -> None:
         def issue() -> int:
@@ -286,11 +290,11 @@ class Service:
         try:
             with Session(self.engine) as session:
                 session.exec(text("SELECT 1"))
-                counts = dict(session.exec(select(Outbox.status, func.count()).group_by(Outbox.status)).all())
                 due = session.exec(select(func.min(Outbox.deliver_after)).where(
                     Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)), Outbox.deliver_after <= now)).one()
                 refused = [u.user_id for u in undeliverable(session, now - UNDELIVERABLE_SHOWN)]
             oldest = (now - due).total_seconds() if due else None
+            counts = {str(status): count for status, count in undelivered_counts(self.engine).items()}
         except Exception:
             log.exception("health: database unreachable")
             database = False
@@ -304,7 +308,7 @@ class Service:
             "stream_failures": stream.failures,  # failed attempts since the last connection
             "database": database,
             "oldest_undelivered_seconds": oldest,
-            "outbox": {str(status): counts.get(status, 0) for status in OutboxStatus},
+            "outbox": counts,  # undelivered rows by status; sent ones are a counter in /metrics
             # people DingTalk refused to deliver to (invalidStaffIdList) in the last week: fix the roster
             "undeliverable_users": refused,
         }
@@ -327,10 +331,11 @@ class _Collector:
         inbound.add_metric(["failed"], service.handler.failed)
         yield inbound
         yield GaugeMetricFamily("duban_database_up", "1 if the database answered", value=float(health["database"]))
-        rows = GaugeMetricFamily("duban_outbox_rows", "Outbox rows by status", labels=["status"])
+        rows = GaugeMetricFamily("duban_outbox_rows", "Outbox rows waiting, by status", labels=["status"])
         for status, count in dict(health["outbox"]).items():  # type: ignore[call-overload]
             rows.add_metric([status], count)
         yield rows
+        yield CounterMetricFamily("duban_outbox_sent", "Outbox rows this process sent", value=COUNTERS.sent)
         oldest = health["oldest_undelivered_seconds"]
         yield GaugeMetricFamily("duban_outbox_oldest_due_seconds", "How long the oldest due message has waited",
                                 value=float(oldest) if isinstance(oldest, float) else 0.0)

@@ -47,8 +47,6 @@ import re
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
-import cn2an
-
 from message_templates.render import WEEKDAYS, md_date
 from reminders.calendar import WorkCalendar
 from reminders.rules import Rules
@@ -220,6 +218,8 @@ def _accepted(s: str, c: _Candidate) -> bool:
 def _number(text: str) -> int:
     if text.isascii():
         return int(text)
+    import cn2an  # here, not at import: it pulls in a tenth of a second of start-up
+
     return int(cn2an.cn2an(text, "normal"))  # ValueError on nonsense such as 十十
 
 

@@ -1,9 +1,12 @@
 """Applies the policy to the database: `reconcile(now)` and `settle(task)`.
 
 reconcile loads only tasks whose indexed `next_check_at` has come (O(due), not O(open tasks)),
-and settles each in its own transaction. Every notice is a row unique on (task, kind, seq), so
-two reconcilers — twice at one instant, or two processes at once — cannot issue one twice: the
-loser's insert fails and its whole transaction (score, outbox rows) rolls back.
+and settles them a batch to a transaction: the batch's notices, progress and 难以执行 records read
+in three queries, its new rows written in bulk (reminders.notices.BatchRows). Every notice is a row
+unique on (task, kind, seq), so two reconcilers — twice at one instant, or two processes at once —
+cannot issue one twice: the loser's insert fails, its whole batch (scores, outbox rows) rolls back,
+and its tasks are settled again one transaction each, where the other's version stands.
+tests/reminders/test_engine.py runs one seeded year through both paths and compares every row.
 """
 
 from __future__ import annotations
@@ -31,12 +34,12 @@ from storage.models import (
     ProgressReport,
     Task,
     TaskStatus,
-    Unit,
 )
 
 log = logging.getLogger(__name__)
 
 MAX_STEPS = 64  # a task can't have more due at once than this; guards against a policy bug looping
+BATCH = 500  # tasks settled in one transaction by reconcile
 
 
 @dataclass
@@ -49,84 +52,150 @@ class Escalation:
         if self.cards:
             cards.refresh(session, task, now)
 
+    def _refresh_cards(self, rows: notice_io.Rows, task: Task, now: datetime) -> None:
+        """refresh_cards once the task's rows are written (the batch writes them at its end): the
+        update reads the cards shown, these rows' among them."""
+        if self.cards:
+            rows.written(lambda: cards.refresh(rows.session, task, now))
+
     def __post_init__(self) -> None:
         self.policy = Policy(self.calendar, self.rules)
 
     def settle(self, session: Session, task: Task, now: datetime) -> list[Notice]:
         """Bring one task up to date at `now` inside the caller's transaction; returns new notices."""
-        if task.status in OPEN_STATUSES and not session.get(Unit, task.lead_unit_id).active:
-            self._suspend(session, task, now)
+        notices = list(session.exec(select(Notice).where(Notice.task_id == task.id).order_by(Notice.id)))
+        return self._settle(notice_io.Rows(session), task, notices, task_state(task, session), now)
+
+    def _settle(self, rows: notice_io.Rows, task: Task, notices: list[Notice], state: TaskState,
+                now: datetime) -> list[Notice]:
+        """`settle` with the task's notices (in id order) and its state already read: the one-task
+        path and the batch path both run this."""
+        if task.status in OPEN_STATUSES and not rows.unit(task.lead_unit_id).active:
+            self._suspend(rows, task, notices, now)
             return []
         created: list[Notice] = []
         for _ in range(MAX_STEPS):
-            notices = list(session.exec(select(Notice).where(Notice.task_id == task.id)))
-            plan = self.policy.evaluate(task_state(task, session), [notice_state(n) for n in notices], now)
+            plan = self.policy.evaluate(state, [notice_state(n) for n in notices], now)
             by_id = {n.id: n for n in notices}
             for notice_id in plan.void:
-                notice_io.void(session, task, by_id[notice_id], now)
+                notice_io.void(rows, task, by_id[notice_id], now)
             if not plan.due:
                 task.next_check_at = plan.next_check_at
-                session.add(task)
-                self.refresh_cards(session, task, now)  # the cards shown about it say what happened
+                rows.session.add(task)
+                self._refresh_cards(rows, task, now)  # the cards shown about it say what happened
                 return created
             # one at a time: what falls due next may depend on what was just issued
-            created.append(notice_io.create(session, task, plan.due[0], now, self.policy))
+            created.append(notice_io.create(rows, task, plan.due[0], now, self.policy))
+            notices.append(created[-1])
         raise RuntimeError(f"task {task.code}: more than {MAX_STEPS} notices due at once")
 
-    def _suspend(self, session: Session, task: Task, now: datetime) -> None:
+    def _suspend(self, rows: notice_io.Rows, task: Task, notices: list[Notice], now: datetime) -> None:
         """Its unit left the roster: nobody can act on the task, so nothing more is sent or scored
         (waiting drafts become void) until 改派 hands it to a unit on the roster."""
-        for notice in session.exec(select(Notice).where(
-                Notice.task_id == task.id, Notice.status.in_((NoticeStatus.DRAFT, NoticeStatus.HELD)))):
-            notice_io.void(session, task, notice, now)
+        for notice in notices:
+            if notice.status in (NoticeStatus.DRAFT, NoticeStatus.HELD):
+                notice_io.void(rows, task, notice, now)
         task.next_check_at = None
-        session.add(task)
-        self.refresh_cards(session, task, now)
+        rows.session.add(task)
+        self._refresh_cards(rows, task, now)
 
-    def reconcile(self, engine: Engine, now: datetime, batch: int = 500,
+    def reconcile(self, engine: Engine, now: datetime, batch: int = BATCH,
                   on_notice: Callable[[Notice], None] | None = None) -> int:
-        """Settle every task due by `now`. Returns how many notices were created."""
+        """Settle every task due by `now`, `batch` tasks to a transaction. Returns how many notices
+        were created. A batch that meets another instance's notice (a unique-key conflict) or a
+        busy database rolls back whole and its tasks are settled again one transaction each."""
         count = 0
         while True:
-            with Session(engine) as session:
-                due_ids = list(session.exec(
-                    select(Task.id).where(Task.next_check_at <= now).order_by(Task.next_check_at).limit(batch)
-                ))
-            if not due_ids:
-                return count
-            progressed = False
-            for task_id in due_ids:
-                try:
-                    with transaction(engine) as session:
-                        query = select(Task).where(Task.id == task_id, Task.next_check_at <= now)
-                        if is_postgres(engine):
-                            query = query.with_for_update(skip_locked=True)
-                        task = session.exec(query).first()
-                        if task is None:  # settled meanwhile, or locked by another instance
-                            continue
-                        created = self.settle(session, task, now)
-                    progressed = True
-                except (IntegrityError, OperationalError) as exc:
-                    # another instance issued the same notice first: its version stands
-                    log.info("task %s: settled concurrently elsewhere (%s)", task_id, type(exc).__name__)
-                    continue
-                count += len(created)
-                for notice in created:
-                    if on_notice:
-                        on_notice(notice)
-            if not progressed:
+            try:
+                settled, created = self._settle_batch(engine, now, batch)
+            except (IntegrityError, OperationalError) as exc:
+                log.info("reconcile: a batch met concurrent work (%s); settling its tasks one by one",
+                         type(exc).__name__)
+                settled, created = self._settle_each(engine, now, batch)
+            count += len(created)
+            for notice in created:
+                if on_notice:
+                    on_notice(notice)
+            if not settled:
                 return count
 
+    def reconcile_each(self, engine: Engine, now: datetime) -> int:
+        """The one-task path alone (a transaction per task), as reconcile was before batches:
+        what the batch path is compared with, row by row, in tests/reminders/test_engine.py."""
+        count = 0
+        while True:
+            settled, created = self._settle_each(engine, now, BATCH)
+            count += len(created)
+            if not settled:
+                return count
 
-def task_state(task: Task, session: Session | None = None) -> TaskState:
-    """What the policy needs of a task; with a session, also the duties' records (每月报送, 难以执行)."""
-    progress: tuple[datetime, ...] = ()
-    hard_due = None
+    def _settle_batch(self, engine: Engine, now: datetime, limit: int) -> tuple[int, list[Notice]]:
+        with transaction(engine) as session:
+            query = select(Task).where(Task.next_check_at <= now).order_by(Task.next_check_at, Task.id).limit(limit)
+            if is_postgres(engine):  # another instance's batch is skipped, not waited for
+                query = query.with_for_update(skip_locked=True)
+            tasks = list(session.exec(query))
+            if not tasks:
+                return 0, []
+            ids = [t.id for t in tasks]
+            notices: dict[int, list[Notice]] = {i: [] for i in ids}
+            for notice in session.exec(select(Notice).where(Notice.task_id.in_(ids)).order_by(Notice.id)):
+                notices[notice.task_id].append(notice)
+            progress: dict[int, list[datetime]] = {}
+            monthly = [t.id for t in tasks if t.monthly_report]
+            if monthly:
+                for task_id, at in session.exec(select(ProgressReport.task_id, ProgressReport.at)
+                                                .where(ProgressReport.task_id.in_(monthly))
+                                                .order_by(ProgressReport.id)):
+                    progress.setdefault(task_id, []).append(at)
+            hard: dict[int, datetime] = {}
+            for task_id, due in session.exec(select(HardReport.task_id, HardReport.answer_due_at)
+                                             .where(HardReport.task_id.in_(ids), HardReport.answer.is_(None))
+                                             .order_by(HardReport.id)):
+                hard.setdefault(task_id, due)
+            rows = notice_io.BatchRows(session)
+            created: list[Notice] = []
+            for task in tasks:
+                state = task_state(task, progress=tuple(progress.get(task.id, ())), hard_due=hard.get(task.id))
+                created += self._settle(rows, task, notices[task.id], state, now)
+            rows.flush()
+        return len(tasks), created
+
+    def _settle_each(self, engine: Engine, now: datetime, limit: int) -> tuple[int, list[Notice]]:
+        """One transaction per task: the retry after a batch conflict."""
+        with Session(engine) as session:
+            due_ids = list(session.exec(
+                select(Task.id).where(Task.next_check_at <= now).order_by(Task.next_check_at, Task.id).limit(limit)))
+        settled, created = 0, []
+        for task_id in due_ids:
+            try:
+                with transaction(engine) as session:
+                    query = select(Task).where(Task.id == task_id, Task.next_check_at <= now)
+                    if is_postgres(engine):
+                        query = query.with_for_update(skip_locked=True)
+                    task = session.exec(query).first()
+                    if task is None:  # settled meanwhile, or locked by another instance
+                        continue
+                    mine = self.settle(session, task, now)
+            except (IntegrityError, OperationalError) as exc:
+                # another instance issued the same notice first: its version stands
+                log.info("task %s: settled concurrently elsewhere (%s)", task_id, type(exc).__name__)
+                continue
+            settled += 1
+            created += mine
+        return settled, created
+
+
+def task_state(task: Task, session: Session | None = None, *, progress: tuple[datetime, ...] = (),
+               hard_due: datetime | None = None) -> TaskState:
+    """What the policy needs of a task; with a session, also the duties' records (每月报送, 难以执行),
+    which the batch path reads for all its tasks at once and passes in."""
     if session is not None:
         if task.monthly_report:
-            progress = tuple(session.exec(select(ProgressReport.at).where(ProgressReport.task_id == task.id)))
+            progress = tuple(session.exec(select(ProgressReport.at).where(ProgressReport.task_id == task.id)
+                                          .order_by(ProgressReport.id)))
         hard_due = session.exec(select(HardReport.answer_due_at).where(
-            HardReport.task_id == task.id, HardReport.answer.is_(None))).first()
+            HardReport.task_id == task.id, HardReport.answer.is_(None)).order_by(HardReport.id)).first()
     return TaskState(
         status=TaskStatus(task.status),
         assigned_at=task.assigned_at,

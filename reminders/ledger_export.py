@@ -12,17 +12,18 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from openpyxl import Workbook
-from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-from openpyxl.styles import Alignment, Font, PatternFill
-from openpyxl.worksheet.worksheet import Worksheet
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from message_templates.render import STATUS_NAMES
 from reminders.ledger import ledger_rows, unit_scores
 from reminders.reports import competition_ranks
+
+if TYPE_CHECKING:
+    from openpyxl.worksheet.worksheet import Worksheet
+
 from storage.models import (
     COLOURS,
     OPEN_STATUSES,
@@ -42,8 +43,8 @@ COLOUR_FILLS = {NoticeKind.BLUE: "FFBDD7EE", NoticeKind.YELLOW: "FFFFE699", Noti
 TASK_COLUMNS = (("编号", 15), ("事项", 42), ("责任单位", 16), ("状态", 9), ("督办颜色", 10), ("期限", 17),
                 ("逾期天数", 10), ("最新进展", 42), ("已发督办单", 16), ("扣分", 8), ("最近督办单阅读", 30))
 UNIT_COLUMNS = (("排名", 7), ("单位", 18), ("蓝色督办单", 12), ("黄色督办单", 12), ("红色督办单", 12), ("扣分合计", 10))
-HEADER_FILL = PatternFill("solid", fgColor="FFD9D9D9")
-UNREAD_FONT = Font(color="FFFF0000")
+HEADER_FILL = "FFD9D9D9"
+UNREAD_COLOUR = "FFFF0000"
 DATETIME_FORMAT = "yyyy-mm-dd hh:mm"
 # An export's file waits in reports_dir/ledger for the outbox; once no unsent row needs it, and it is
 # older than this (so an export still inside its uncommitted transaction is never touched), it goes.
@@ -86,6 +87,9 @@ def write_ledger(session: Session, now: datetime, out_path: Path) -> Path:
     for task_id, value in session.exec(select(ScoreEvent.task_id, ScoreEvent.points)):
         points[task_id] += value
 
+    from openpyxl import Workbook  # here, not at import: openpyxl is a tenth of a second at start-up
+    from openpyxl.styles import Font, PatternFill
+
     book = Workbook()
     sheet = book.active
     sheet.title = "督办台账"
@@ -106,7 +110,7 @@ def write_ledger(session: Session, now: datetime, out_path: Path) -> Path:
             cells[index].data_type = "s"
         cells[5].number_format = DATETIME_FORMAT
         if row["reads"] and any(p["late"] for p in row["reads"][0]["people"]):
-            cells[10].font = UNREAD_FONT  # unread after a working day: red, as the 督查室 asked
+            cells[10].font = Font(color=UNREAD_COLOUR)  # unread after a working day: red, as the 督查室 asked
         if row["colour"] in COLOUR_FILLS:
             cells[4].fill = PatternFill("solid", fgColor=COLOUR_FILLS[row["colour"]])
 
@@ -126,14 +130,18 @@ def write_ledger(session: Session, now: datetime, out_path: Path) -> Path:
 def _legal(values: Iterable[object]) -> list[object]:
     """Text without the control characters openpyxl refuses (chat input is cleaned where it enters;
     this keeps a row stored before that, or text from elsewhere, from failing the whole export)."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
     return [ILLEGAL_CHARACTERS_RE.sub("", v) if isinstance(v, str) else v for v in values]
 
 
 def _header(sheet: Worksheet, columns: tuple[tuple[str, int], ...]) -> None:
+    from openpyxl.styles import Alignment, Font, PatternFill
+
     sheet.append([name for name, _ in columns])
     for cell, (_, width) in zip(sheet[1], columns, strict=True):
         cell.font = Font(bold=True)
-        cell.fill = HEADER_FILL
+        cell.fill = PatternFill("solid", fgColor=HEADER_FILL)
         cell.alignment = Alignment(horizontal="center")
         sheet.column_dimensions[cell.column_letter].width = width
     sheet.freeze_panes = "A2"

@@ -47,7 +47,6 @@ from sqlmodel import Session, select
 from message_templates.render import render
 from message_templates.reply import Reply
 from reminders.calendar import WorkCalendar
-from reminders.chart import Bar, score_chart
 from reminders.policy import Policy
 from reminders.rules import Rules
 from storage import audit, queries
@@ -439,6 +438,8 @@ def stalled(history: History, rules: Rules) -> list[StalledTask]:
 
 
 def monthly_chart(bulletin: MonthlyBulletin, out_dir: Path) -> Path:
+    from reminders.chart import Bar, score_chart  # matplotlib: loaded when a chart is drawn, not at start-up
+
     bars = [Bar(row.unit.name, row.year.points) for row in bulletin.units]
     last = bulletin.period.last_day
     title = f"{bulletin.year}年各单位督办积分（截至{last.month}月{last.day}日）"

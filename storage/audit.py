@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session
 
@@ -13,8 +14,13 @@ SYSTEM = "system"
 
 def record(session: Session, *, at: datetime, actor: str, action: str, task_id: int | None = None,
            **detail: object) -> None:
-    session.add(AuditEvent(task_id=task_id, at=at, actor_id=actor, action=action,
-                           detail={k: _plain(v) for k, v in detail.items()}))
+    session.add(AuditEvent(**values(at=at, actor=actor, action=action, task_id=task_id, **detail)))
+
+
+def values(*, at: datetime, actor: str, action: str, task_id: int | None = None, **detail: object) -> dict[str, Any]:
+    """An event's columns, for `record` and for the engine's bulk insert."""
+    return {"task_id": task_id, "at": at, "actor_id": actor, "action": action,
+            "detail": {k: _plain(v) for k, v in detail.items()}}
 
 
 def _plain(value: object) -> object:

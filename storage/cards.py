@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from sqlmodel import Session, select
 
@@ -34,18 +35,26 @@ def card_key(actions: Sequence[Action], task_id: int | None) -> str | None:
     return f"n.{rest.split()[0]}" if kind == "n" else f"{kind}.{task_id}"
 
 
-def place(session: Session, row: Outbox) -> None:
-    """Give a new row its card, before it is added: the card of a row still waiting in the same chat
-    for the same moment (they will fold into one), or a new one."""
-    key = card_key([Action(label, command) for label, command in row.actions], row.task_id)
+def place(session: Session, row: dict[str, Any], placed: dict[tuple, str] | None = None) -> None:
+    """Give a new row's columns (storage/outbox.py outbox_values) their card: the card of a row still
+    waiting in the same chat for the same moment (they will fold into one), or a new one. `placed`
+    holds the cards given to rows not yet written (the engine's batch), by chat and moment."""
+    key = card_key([Action(label, command) for label, command in row["actions"]], row["task_id"])
+    row["card_key"], row["card_id"], row["card_update"] = key, None, False
     if key is None:
         return
-    row.card_key = key
-    row.card_id = session.exec(select(Outbox.card_id).where(
-        Outbox.card_key == key, Outbox.target == row.target, Outbox.recipient == row.recipient,
-        Outbox.deliver_after == row.deliver_after, Outbox.status == OutboxStatus.PENDING,
-        Outbox.card_update.is_(False), Outbox.card_id.is_not(None))).first() or f"duban.{key}.{uuid.uuid4().hex[:12]}"
-    session.info.setdefault(NEW_CARDS, set()).add(row.card_id)
+    lane = (key, row["target"], row["recipient"], row["deliver_after"])
+    card_id = placed.get(lane) if placed is not None else None
+    if card_id is None:  # rows already written come first: they have the lowest ids
+        card_id = session.exec(select(Outbox.card_id).where(
+            Outbox.card_key == key, Outbox.target == row["target"], Outbox.recipient == row["recipient"],
+            Outbox.deliver_after == row["deliver_after"], Outbox.status == OutboxStatus.PENDING,
+            Outbox.card_update.is_(False), Outbox.card_id.is_not(None)).order_by(Outbox.id)
+        ).first() or f"duban.{key}.{uuid.uuid4().hex[:12]}"
+    if placed is not None:
+        placed[lane] = card_id
+    row["card_id"] = card_id
+    session.info.setdefault(NEW_CARDS, set()).add(card_id)
 
 
 @dataclass(frozen=True)

@@ -12,8 +12,9 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import ColumnElement, or_, update
+from sqlalchemy import ColumnElement, delete, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -26,7 +27,9 @@ from storage.models import ChatGroup, Outbox, OutboxStatus, Person, Role, Task
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
-CLAIM_LIMIT = 100  # rows per round; at the default rate a round fits well inside half a lease
+CLAIM_LIMIT = 100  # due rows that pick the round's recipients
+PURGE_CHUNK = 10_000
+CLAIM_MAX = 2_000  # rows per round at most, those recipients' whole bursts: folded, a few dozen sends
 DEAD_LETTER_TEMPLATE = "delivery_dead"
 
 
@@ -38,6 +41,7 @@ class DeliveryCounters:
     unknown_outcome: int = 0  # rows retried after a send whose answer never came
     lease_expired: int = 0  # rows taken over, and sent again, after their claimer's lease ran out
     undeliverable: int = 0  # rows DingTalk refused for their recipient (invalidStaffIdList): not sent
+    sent: int = 0  # rows this process marked sent (a counter: counting the table at each scrape grows with history)
 
 
 COUNTERS = DeliveryCounters()
@@ -55,66 +59,81 @@ def enqueue(
     notice_id: int | None = None,
     ding_remind_type: int | None = None,
 ) -> Outbox:
-    row = Outbox(
-        target=target,
-        recipient=recipient,
-        at_user_ids=list(reply.at_user_ids),
-        title=reply.title,
-        text=reply.text,
-        actions=[[a.label, a.command] for a in reply.actions],
-        file_path=reply.file_path,
-        deliver_after=deliver_after,
-        created_at=now,
-        task_id=task_id,
-        notice_id=notice_id,
-        ding_remind_type=ding_remind_type,
-    )
-    cards.place(session, row)
+    row = Outbox(**outbox_values(session, reply, target=target, recipient=recipient, deliver_after=deliver_after,
+                                 now=now, task_id=task_id, notice_id=notice_id, ding_remind_type=ding_remind_type))
     session.add(row)
+    return row
+
+
+def outbox_values(session: Session, reply: Reply, *, target: str, recipient: str, deliver_after: datetime,
+                  now: datetime, task_id: int | None = None, notice_id: int | None = None,
+                  ding_remind_type: int | None = None, placed: dict[tuple, str] | None = None) -> dict[str, Any]:
+    """A queued message's columns, its card included (storage/cards.py `place`, which sees `placed`,
+    the cards of rows not yet written), for `enqueue` and for the engine's bulk insert."""
+    row = {
+        "target": target,
+        "recipient": recipient,
+        "at_user_ids": list(reply.at_user_ids),
+        "title": reply.title,
+        "text": reply.text,
+        "actions": [[a.label, a.command] for a in reply.actions],
+        "file_path": reply.file_path,
+        "deliver_after": deliver_after,
+        "created_at": now,
+        "task_id": task_id,
+        "notice_id": notice_id,
+        "ding_remind_type": ding_remind_type,
+    }
+    cards.place(session, row, placed)
     return row
 
 
 def claim_due(engine: Engine, now: datetime, worker: str, limit: int = CLAIM_LIMIT) -> list[Outbox]:
     """Take the rows due now (and rows whose claimer's lease ran out) for this worker, in send
-    order, skipping every recipient whose earlier undelivered row this worker cannot take."""
+    order, skipping every recipient whose earlier undelivered row this worker cannot take.
+
+    The first `limit` due rows name the recipients; each of them is then taken whole — every due
+    row of theirs up to the first one this worker cannot take (up to CLAIM_MAX rows in all) — so
+    a burst (the 09:00 notices) reaches a person folded into one message, not cut across claims."""
     with transaction(engine) as session:
         query = (
-            select(Outbox)
-            .where(
-                or_(
-                    (Outbox.status == OutboxStatus.PENDING)
-                    & (Outbox.deliver_after <= now)
-                    & (Outbox.claimed_until.is_(None) | (Outbox.claimed_until <= now)),
-                    (Outbox.status == OutboxStatus.SENDING) & (Outbox.claimed_until < now),
-                )
-            )
+            select(Outbox.id, Outbox.target, Outbox.recipient)
+            .where(_claimable(now))
             .order_by(Outbox.deliver_after, Outbox.id)
             .limit(limit)
         )
-        if is_postgres(engine):
-            query = query.with_for_update(skip_locked=True)
-        candidates = {row.id: row for row in session.exec(query)}
+        candidates = list(session.exec(query))
         if not candidates:
             return []
-        lanes = {(row.target, row.recipient) for row in candidates.values()}
+        lanes = {(target, recipient) for _, target, recipient in candidates}
         # Every undelivered row of those recipients, in send order. A row another worker holds
-        # (a live lease, or a lock SKIP LOCKED stepped over), or one backing off, blocks the rest.
+        # (a live lease, or a lock SKIP LOCKED steps over), or one backing off, blocks the rest.
         undelivered = session.exec(
-            select(Outbox.id, Outbox.target, Outbox.recipient)
+            select(Outbox.id, Outbox.target, Outbox.recipient, _claimable(now))
             .where(Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING)))
             .where(Outbox.recipient.in_({recipient for _, recipient in lanes}))
             .order_by(Outbox.deliver_after, Outbox.id)
         )
         blocked: set[tuple[str, str]] = set()
-        claimed = []
-        for row_id, target, recipient in undelivered:
+        wanted: list[tuple[int, tuple[str, str]]] = []
+        for row_id, target, recipient, claimable in undelivered:
             lane = (target, recipient)
             if lane not in lanes or lane in blocked:
                 continue
-            if row_id in candidates:
-                claimed.append(candidates[row_id])
+            if claimable and len(wanted) < CLAIM_MAX:
+                wanted.append((row_id, lane))
             else:
                 blocked.add(lane)
+        locking = select(Outbox).where(Outbox.id.in_([row_id for row_id, _ in wanted]), _claimable(now))
+        if is_postgres(engine):
+            locking = locking.with_for_update(skip_locked=True)
+        taken = {row.id: row for row in session.exec(locking)}
+        claimed, stopped = [], set()
+        for row_id, lane in wanted:  # a row taken meanwhile by another worker stops its lane there
+            if lane in stopped or row_id not in taken:
+                stopped.add(lane)
+                continue
+            claimed.append(taken[row_id])
         for row in claimed:
             if row.status == OutboxStatus.SENDING:
                 COUNTERS.lease_expired += 1
@@ -124,6 +143,16 @@ def claim_due(engine: Engine, now: datetime, worker: str, limit: int = CLAIM_LIM
             row.attempts += 1
             session.add(row)
         return claimed
+
+
+def _claimable(now: datetime) -> ColumnElement[bool]:
+    """Due and free: pending, due and not backing off, or sending under a lease that ran out."""
+    return or_(
+        (Outbox.status == OutboxStatus.PENDING)
+        & (Outbox.deliver_after <= now)
+        & (Outbox.claimed_until.is_(None) | (Outbox.claimed_until <= now)),
+        (Outbox.status == OutboxStatus.SENDING) & (Outbox.claimed_until < now),
+    )
 
 
 def next_due(engine: Engine) -> datetime | None:
@@ -162,8 +191,34 @@ def mark_sent(engine: Engine, ids: Sequence[int], worker: str, now: datetime,
         )
         if receipt_key is not None:
             receipts.watch(session, session.exec(select(Outbox).where(Outbox.id.in_(ids))), now)
+    COUNTERS.sent += result.rowcount
     if result.rowcount != len(ids):
         log.error("outbox rows=%s sent after our lease was taken over: possibly sent twice", ids)
+
+
+def purge_sent(engine: Engine, before: datetime, chunk: int = PURGE_CHUNK) -> int:
+    """Delete rows sent before `before` (the audit trail keeps what happened; the outbox only
+    delivers), a chunk per transaction so writers are never held up for long. Returns how many.
+    A row DingTalk gave a receipt key for stays: its read receipts are evidence and point at it."""
+    purged = 0
+    while True:
+        with transaction(engine) as session:
+            ids = select(Outbox.id).where(Outbox.status == OutboxStatus.SENT, Outbox.sent_at < before,
+                                          Outbox.receipt_key.is_(None)).limit(chunk)
+            count = session.exec(delete(Outbox).where(Outbox.id.in_(ids.scalar_subquery()))).rowcount
+        purged += count
+        if count < chunk:
+            return purged
+
+
+def undelivered_counts(engine: Engine) -> dict[OutboxStatus, int]:
+    """Rows not sent, by status: read through the (status, deliver_after) index, so the cost
+    follows what waits, not everything ever sent."""
+    waiting = (OutboxStatus.PENDING, OutboxStatus.SENDING, OutboxStatus.DEAD)
+    with Session(engine) as session:
+        found = dict(session.exec(select(Outbox.status, func.count()).where(Outbox.status.in_(waiting))
+                                  .group_by(Outbox.status)).all())
+    return {status: found.get(status, 0) for status in waiting}
 
 
 def release(engine: Engine, ids: Sequence[int], worker: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -25,6 +26,7 @@ log = logging.getLogger(__name__)
 TOPIC = ChatbotMessage.TOPIC  # /v1.0/im/bot/messages/get
 GROUP_CONVERSATION = "2"
 _MENTION = re.compile(r"@(\S+)")
+SUMMARY_SECONDS = 60.0
 
 Dispatch = Callable[[Incoming], Awaitable[list[Reply]]]
 # Delivers a Reply through the outbox instead (group or sender): used when the session webhook
@@ -75,13 +77,15 @@ class InboundHandler(dingtalk_stream.ChatbotHandler):
         self._reply_attempts = reply_attempts
         self.handled = 0  # read by the metrics endpoint
         self.failed = 0
+        self._summary_at = time.monotonic()
+        self._summary_counts = (0, 0)
 
     async def process(self, callback: CallbackMessage) -> tuple[int, str]:
         try:
             message = ChatbotMessage.from_dict(callback.data)
             incoming = to_incoming(message, robot_name=self._robot_name, received_at=to_shanghai(self._clock.now()))
-            log.info("inbound msg=%s from=%s conversation=%s", incoming.msg_id, incoming.sender_id,
-                     incoming.conversation_id)
+            log.debug("inbound msg=%s from=%s conversation=%s", incoming.msg_id, incoming.sender_id,
+                      incoming.conversation_id)
             replies = await self._dispatch(incoming)
             delivered = [await self._reply(incoming, reply) for reply in replies]
             if replies and all(delivered) and self._replied:
@@ -90,7 +94,18 @@ class InboundHandler(dingtalk_stream.ChatbotHandler):
         except Exception:
             self.failed += 1
             log.exception("inbound frame=%s failed; acked anyway", callback.headers.message_id)
+        self._summary()
         return AckMessage.STATUS_OK, "OK"
+
+    def _summary(self) -> None:
+        """One INFO line a minute instead of one per message (those are DEBUG): at hundreds a second
+        the log lines alone would cost more than the commands."""
+        now = time.monotonic()
+        if now - self._summary_at >= SUMMARY_SECONDS:
+            handled, failed = self.handled - self._summary_counts[0], self.failed - self._summary_counts[1]
+            log.info("inbound: %d messages handled, %d failed in the last %.0f s", handled, failed,
+                     now - self._summary_at)
+            self._summary_at, self._summary_counts = now, (self.handled, self.failed)
 
     async def _reply(self, incoming: Incoming, reply: Reply) -> bool:
         """Whether the reply went out (the webhook took it, or the outbox holds it)."""

@@ -20,6 +20,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Literal
 
+import aiohttp
 import httpx
 
 from bot.dingtalk.settings import DingTalkSettings
@@ -58,6 +59,7 @@ class OpenApiClient:
         self._token: str | None = None
         self._token_refresh_at = 0.0
         self._token_lock = asyncio.Lock()
+        self._webhook_http: aiohttp.ClientSession | None = None
 
     @property
     def robot_code(self) -> str:
@@ -65,6 +67,8 @@ class OpenApiClient:
 
     async def aclose(self) -> None:
         await self._http.aclose()
+        if self._webhook_http is not None:
+            await self._webhook_http.close()
 
     async def __aenter__(self) -> OpenApiClient:
         return self
@@ -138,12 +142,27 @@ class OpenApiClient:
                          json={"outTrackId": out_track_id, "cardData": {"cardParamMap": dict(card_param_map)}})
 
     async def reply_webhook(self, url: str, title: str, markdown: str, at_user_ids: Sequence[str] = ()) -> None:
-        """Answer through a message's sessionWebhook (it carries its own credential)."""
-        await self._call(
-            "POST", url, auth="none",
-            json={"msgtype": "markdown", "markdown": {"title": title, "text": markdown},
-                  "at": {"atUserIds": list(at_user_ids), "isAtAll": False}},
-        )
+        """Answer through a message's sessionWebhook (it carries its own credential). Through aiohttp,
+        not httpx: this is the inbound hot path, and aiohttp's POST costs a sixth of the CPU."""
+        payload = {"msgtype": "markdown", "markdown": {"title": title, "text": markdown},
+                   "at": {"atUserIds": list(at_user_ids), "isAtAll": False}}
+        if self._webhook_http is None:  # made on first use: it belongs to the running event loop
+            self._webhook_http = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self._settings.timeout_seconds))
+        try:
+            async with self._webhook_http.post(url, json=payload) as response:
+                raw = await response.read()
+                status, retry_after = response.status, response.headers.get("Retry-After")
+        except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, aiohttp.InvalidURL) as exc:
+            raise SendError(f"{_path(url)}: not sent ({type(exc).__name__} {exc})", transient=True) from exc
+        except (aiohttp.ClientError, TimeoutError) as exc:  # after the request left: DingTalk may have acted
+            raise SendError(f"{_path(url)}: no answer ({type(exc).__name__} {exc})", transient=True,
+                            maybe_delivered=True) from exc
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = None
+        _verdict(status, body, retry_after, url, "none")
 
     async def upload_media(self, path: Path, kind: Literal["image", "file"]) -> str:
         content = Path(path).read_bytes()  # read once: a retried upload re-sends the same bytes
@@ -226,13 +245,17 @@ def _checked(response: httpx.Response, auth: Auth) -> dict[str, Any]:
         body = response.json()
     except ValueError:
         body = None
+    return _verdict(response.status_code, body, response.headers.get("Retry-After"), str(response.request.url), auth)
+
+
+def _verdict(status: int, body: object, retry_after_header: str | None, url: str, auth: Auth) -> dict[str, Any]:
+    """DingTalk's answer, whichever client fetched it: the body, or the SendError it means."""
     body = body if isinstance(body, dict) else {}
-    status = response.status_code
     code = str(body.get("code") or body.get("errcode") or "")
     detail = " ".join(filter(None, (
-        f"{_path(str(response.request.url))}: HTTP {status}", code, str(body.get("message") or body.get("errmsg") or ""),
+        f"{_path(url)}: HTTP {status}", code, str(body.get("message") or body.get("errmsg") or ""),
     )))
-    retry_after = _retry_after(response.headers.get("Retry-After"))
+    retry_after = _retry_after(retry_after_header)
     if status == 401 and auth != "none":
         raise _TokenRejected(detail)
     # "QpsLimit…" is the new API's throttling answer (403 Forbidden.AccessDenied.QpsLimitForApi)

@@ -35,6 +35,9 @@ from bot.dingtalk.settings import CREDENTIALS_REJECTED, DingTalkSettings
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 10.0  # DingTalk closes TCP ~10 s after `disconnect`: in-flight acks fit in that
+# Frames handled at once. Past this the next frame is not read until one finishes (back-pressure):
+# a burst then waits unread in the socket, instead of thousands of tasks crowding the event loop.
+MAX_IN_FLIGHT = 32
 
 
 class StreamDown(Exception):
@@ -62,6 +65,7 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
         self._rng = rng or random.Random()
         self._stop = asyncio.Event()
         self._in_flight: set[asyncio.Task[Any]] = set()
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
         self.connected = False
         self.connections = 0  # how many times a websocket was established (for tests and metrics)
         self.failures = 0  # failed attempts since the last connection was established
@@ -156,6 +160,7 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
                         log.info("stream disconnect requested by the server: reconnecting")
                         return
                 else:
+                    await self._slots.acquire()
                     self._spawn(self.route_message(frame))
         finally:
             stopping.cancel()
@@ -167,6 +172,7 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
 
     def _finished(self, task: asyncio.Task[Any]) -> None:
         self._in_flight.discard(task)
+        self._slots.release()
         if not task.cancelled() and task.exception() is not None:
             log.error("stream frame failed: %r", task.exception())  # e.g. the ack hit a closed socket
 

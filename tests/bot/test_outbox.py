@@ -23,8 +23,17 @@ from bot.simulation import ROSTER
 from bot.transport import OutgoingMessage, SendError
 from message_templates.reply import Action, Reply
 from storage.db import create_schema, make_engine, transaction
-from storage.models import Outbox, OutboxStatus
-from storage.outbox import COUNTERS, LEASE, claim_due, enqueue, next_due
+from storage.models import Outbox, OutboxStatus, ReadReceipt
+from storage.outbox import (
+    CLAIM_LIMIT,
+    COUNTERS,
+    LEASE,
+    claim_due,
+    enqueue,
+    next_due,
+    purge_sent,
+    undelivered_counts,
+)
 from storage.tz import shanghai
 
 NOW = shanghai(2026, 11, 23, 9, 30)
@@ -365,3 +374,38 @@ async def test_a_send_that_surely_failed_is_no_possible_duplicate(
     await drain(engine, FakeTransport(outcome=lambda m: next(refused, None)))
     assert COUNTERS.unknown_outcome == before
     assert not [r for r in caplog.records if "possible duplicate" in r.getMessage()]
+
+
+async def test_a_burst_reaches_each_recipient_whole_in_one_round(engine: Engine) -> None:
+    """The 09:00 burst: more due rows than a claim's first look (CLAIM_LIMIT), interleaved across
+    recipients; each recipient's rows still go out folded together in the first round."""
+    with transaction(engine) as session:
+        for n in range(3 * CLAIM_LIMIT):
+            enqueue(session, Reply(title="蓝色督办单", text=f"第{n}项"), target="user",
+                    recipient=("u_zhujian", "u_yingji", "u_jiaoyu")[n % 3], deliver_after=NOW, now=NOW)
+    transport = FakeTransport()
+    assert await deliver_due(engine, transport, NOW, "w1") == 3  # one folded message each
+    assert Counter(m.recipient for m in transport.sent) == {"u_zhujian": 1, "u_yingji": 1, "u_jiaoyu": 1}
+    assert sorted(transport.delivered_ids()) == sorted(rows(engine))
+    assert all(row.status == OutboxStatus.SENT for row in rows(engine).values())
+
+
+async def test_sent_rows_past_retention_are_purged_and_nothing_else(engine: Engine) -> None:
+    old = add(engine, "u_zhujian", "半年前的")
+    await deliver_due(engine, FakeTransport(), NOW, "w1")
+    evidence = add(engine, "u_zhujian", "有已读回执的")
+    await deliver_due(engine, FakeTransport(), NOW, "w1")
+    with transaction(engine) as session:  # DingTalk gave it a receipt key and a head read it
+        session.get(Outbox, evidence).receipt_key = "pqk-1"
+        session.add(ReadReceipt(outbox_id=evidence, user_id="u_zhujian", read_at=NOW, exact=True, recorded_at=NOW))
+    recent = add(engine, "u_zhujian", "上周的", at=NOW + timedelta(days=200))
+    await deliver_due(engine, FakeTransport(), NOW + timedelta(days=200), "w1")
+    waiting = add(engine, "u_yingji", "还没到点的", at=NOW + timedelta(days=400))
+    dead = add(engine, "u_jiaoyu", "发不出去的")
+    await deliver_due(engine, FakeTransport(outcome=lambda m: SendError("HTTP 400", transient=False)), NOW, "w1")
+    assert rows(engine)[dead].status == OutboxStatus.DEAD
+
+    assert purge_sent(engine, NOW + timedelta(days=200) - timedelta(days=180), chunk=1) == 1
+    left = rows(engine)
+    assert old not in left and {recent, waiting, dead, evidence} <= set(left)
+    assert undelivered_counts(engine)[OutboxStatus.DEAD] == 1

@@ -232,3 +232,39 @@ async def test_an_error_nobody_foresaw_is_logged_with_its_traceback_and_the_stre
     [failure] = [r for r in caplog.records if "stream connection failed" in r.getMessage()]
     assert failure.levelno == logging.ERROR and failure.exc_info is not None
     assert "AttributeError: 'list' object has no attribute 'get'" in failure.getMessage()
+
+
+async def test_a_burst_is_held_in_the_socket_not_in_thousands_of_tasks(dingtalk: Emulator) -> None:
+    """Back-pressure: however many frames arrive, at most MAX_IN_FLIGHT are handled at once; the
+    rest wait unread until one finishes, and every frame is still handled and acked."""
+    from bot.dingtalk.stream import MAX_IN_FLIGHT
+
+    release, busy, peak = asyncio.Event(), [0], [0]
+
+    async def slow(_incoming: object) -> list:
+        busy[0] += 1
+        peak[0] = max(peak[0], busy[0])
+        await release.wait()
+        busy[0] -= 1
+        return []
+
+    settings = fast_settings(dingtalk, dingtalk.url)
+    client = OpenApiClient(settings)
+    stream = StreamClient(settings, InboundHandler(slow, client, FakeClock(START)))
+    task = asyncio.create_task(stream.start())
+    frames = [dingtalk.robot_message(f"帮助 {n}", sender="u_zhujian") for n in range(3 * MAX_IN_FLIGHT)]
+    try:
+        await dingtalk.wait_for(lambda: stream.connected)
+        for frame in frames:
+            await dingtalk.push_frame(frame)
+        await dingtalk.wait_for(lambda: busy[0] == MAX_IN_FLIGHT)
+        await asyncio.sleep(0.2)  # were anything to run unbounded, it would have started by now
+        assert peak[0] == MAX_IN_FLIGHT and len(dingtalk.acks) == 0
+        release.set()
+        await dingtalk.wait_for(lambda: len(dingtalk.acks) == len(frames))
+    finally:
+        release.set()
+        await stream.stop()
+        await task
+        await stream.aclose()
+        await client.aclose()

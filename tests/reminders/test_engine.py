@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections import Counter
 
+import pytest
 from sqlalchemy import func
 from sqlmodel import Session, select
 
@@ -13,7 +14,7 @@ from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
 from reminders.rules import Rules
 from storage.db import make_engine
-from storage.models import COLOURS, Notice, NoticeStatus, Outbox, ScoreEvent, Task
+from storage.models import COLOURS, Notice, NoticeStatus, Outbox, ScoreEvent, Task, Unit
 from storage.tz import shanghai as sh
 
 TASKS = 12
@@ -101,3 +102,98 @@ def test_processed_message_ids_are_forgotten_after_a_month(sim_any):
         assert forget_processed(s, sim_any.clock.now() - timedelta(days=10)) == 1
     with Session(sim_any.engine) as s:
         assert len(s.exec(select(ProcessedMessage)).all()) == 1
+
+
+UNITS = ("县住建局", "县应急局", "县教育局", "城关镇", "县市场监管局", "文星街道")
+
+
+def comparable(engine) -> dict[str, list[tuple]]:
+    """Every row of every table (tests/helpers.py dump), a card's outTrackId named by the order it
+    first appears in the outbox: its random part is the only thing two runs may differ in."""
+    from tests.helpers import dump
+
+    out = dump(engine)
+    with Session(engine) as s:
+        ids = s.exec(select(Outbox.card_id).where(Outbox.card_id.is_not(None)).order_by(Outbox.id)).all()
+    names: dict[str, str] = {}
+    for card_id in ids:
+        names.setdefault(repr(card_id), repr(f"card-{len(names)}"))
+    out["outbox"] = sorted(tuple(names.get(v, v) for v in row) for row in out["outbox"])
+    return out
+
+
+@pytest.mark.parametrize("cards", [False, True], ids=["cards-off", "cards-on"])
+def test_the_batch_path_writes_what_the_one_task_path_writes(tmp_path, cards):
+    """One seeded stretch of commands and clock jumps, run twice — reconcile in batches, and one
+    transaction per task — leaves the same rows, ids included, in every table; with interactive
+    cards on, the same cards (folded alike) and the same card updates too."""
+    import random
+    from datetime import timedelta
+
+    from bot.simulation import Simulation
+    from storage.models import NoticeKind
+    from tests.helpers import HEAD, START
+
+    rules = Rules(auto_issue=False)
+    sims = [Simulation(f"sqlite:///{tmp_path / name}.db", START,
+                       settings=Settings(database_url=f"sqlite:///{tmp_path / name}.db", rules=rules,
+                                         dingtalk_cards=cards))
+            for name in ("batch", "each")]
+    each = sims[1].bot.escalation
+    each.reconcile = lambda engine, now, **_: each.reconcile_each(engine, now)  # the one-task path only
+    rng = random.Random(20261123)
+    kinds_seen: Counter = Counter()
+    for day in range(90):
+        with Session(sims[0].engine) as s:
+            tasks = list(s.exec(select(Task)))
+            heads = {u.id: u.head_user_id for u in s.exec(select(Unit))}
+            drafts = list(s.exec(select(Notice.code).where(Notice.status == NoticeStatus.DRAFT)))
+        said: list[tuple[str, str, str]] = []
+        for _ in range(rng.randint(0, 6)):
+            unit = rng.choice(UNITS)
+            said.append(("u_xianzhang", f"交办 {unit} 第{day}-{len(said)}项工作 {rng.randint(1, 25)}个工作日内",
+                         "cid_leaders"))
+        for t in rng.sample(tasks, min(len(tasks), rng.randint(0, 8))):
+            head = heads[t.lead_unit_id] or HEAD
+            act = rng.choice(["签收", "进展", "延期", "办结", "销号", "同意延期", "难以执行"])
+            if act == "进展":
+                said.append((head, f"进展 {t.code} 已推进 {rng.randint(1, 99)}%", ""))
+            elif act == "延期":
+                wanted = t.deadline + timedelta(days=rng.randint(1, 20))
+                said.append((head, f"延期 {t.code} {wanted.year}年{wanted.month}月{wanted.day}日 人手不足", ""))
+            elif act == "办结":
+                said.append((head, f"办结 {t.code} 已全部完成", ""))
+            elif act == "难以执行":
+                said.append((head, f"难以执行 {t.code} 需其他部门先行配合", ""))
+            elif act in ("销号", "同意延期"):
+                said.append(("u_xianzhang", f"{act} {t.code}", ""))
+            else:
+                said.append((head, f"签收 {t.code}", ""))
+        for code in rng.sample(drafts, min(len(drafts), rng.randint(0, 2))):
+            said.append(("u_xianzhang", rng.choice([f"签发 {code}", f"暂缓 {code} 已当面督促"]), ""))
+        jump = START + timedelta(days=day, hours=rng.choice([0, 0, 5, 14, 23]))
+        late = rng.random() < 0.3  # a late wake-up: several steps due at once for many tasks
+        for sim in sims:
+            for user, text, group in said:
+                sim.say(user, text, group=group)
+            if late:
+                sim.clock.set(max(jump, sim.clock.now()))
+                sim.bot.tick()
+                sim.deliver()
+            else:
+                sim.run_until(jump)
+        if day % 30 == 29:  # where they part, if they do
+            assert comparable(sims[0].engine) == comparable(sims[1].engine), f"day {day}"
+    with Session(sims[0].engine) as s:
+        kinds_seen.update(s.exec(select(Notice.kind)))
+        shared = s.exec(select(Outbox.card_id).where(Outbox.card_update.is_(False), Outbox.card_id.is_not(None))
+                        .group_by(Outbox.card_id).having(func.count() > 1)).all()
+        updates = s.exec(select(func.count()).select_from(Outbox).where(Outbox.card_update.is_(True))).one()
+    assert comparable(sims[0].engine) == comparable(sims[1].engine)
+    # the year exercised what the batch path writes: colours, drafts, signer reminders, 难以执行
+    assert {NoticeKind.BLUE, NoticeKind.YELLOW, NoticeKind.RED, NoticeKind.SIGN_REMINDER,
+            NoticeKind.HARD_REMINDER}.issubset(kinds_seen), kinds_seen
+    assert shared, "no two rows folded into one card"  # placed alike, folding included
+    assert (updates > 0) is cards, updates  # cards kept current only when they are shown
+    for sim in sims:
+        sim.engine.dispose()
