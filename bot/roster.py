@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from sqlmodel import Session, select
 
+from handlers.extensions import approvers, move_extension_requests
 from handlers.reassign import hand_over, notify_unit
 from message_templates.render import ROLE_NAMES, render
 from reminders.calendar import WorkCalendar
@@ -124,9 +125,11 @@ class RosterChange:
     units_left: dict[str, list[str]] = field(default_factory=dict)  # unit → its open tasks, now suspended
     units_back: dict[str, list[str]] = field(default_factory=dict)  # unit → its tasks, clock restarted
     drafts_moved: list[str] = field(default_factory=list)
+    extensions_moved: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.people_left or self.units_left or self.units_back or self.drafts_moved)
+        return bool(self.people_left or self.units_left or self.units_back or self.drafts_moved
+                    or self.extensions_moved)
 
     def render(self) -> str:
         if not self:
@@ -140,6 +143,7 @@ class RosterChange:
             lines.append(f"+ 单位 {unit} 重新列入花名册" + (
                 f"，{len(codes)} 项事项交还本单位并重新计时：{'、'.join(codes)}" if codes else ""))
         lines += [f"~ 待签督办单 {line}" for line in self.drafts_moved]
+        lines += [f"~ 待批延期申请 {line}" for line in self.extensions_moved]
         return "\n".join(["花名册已生效：", *lines])
 
 
@@ -155,6 +159,7 @@ def apply_roster(session: Session, roster: Roster, now: datetime | None = None,
     now = now or datetime.now(SHANGHAI)
     esc = esc or Escalation(WorkCalendar(), Rules())
     change = RosterChange()
+    approvers_before = approvers(session)
     listed = {p.id for p in roster.officials} | {u.head.id for u in roster.units} | {
         li.id for u in roster.units for li in u.liaisons}
     for gone in list(session.exec(select(Person).where(Person.active))):
@@ -206,6 +211,8 @@ def apply_roster(session: Session, roster: Roster, now: datetime | None = None,
     session.flush()
     for draft, old, new in move_drafts(session, now, esc.policy):
         change.drafts_moved.append(f"{draft.code}：{old.name if old else '（无）'} → {new.name}")
+    for _, task, new in move_extension_requests(session, approvers_before, now):
+        change.extensions_moved.append(f"{task.code}：转由{new.name}审批")
     _tell_the_office(session, left, now)
     if change:
         log.info("%s", change.render())

@@ -2,16 +2,29 @@
 
 from __future__ import annotations
 
-from sqlmodel import select
+from datetime import datetime
+
+from sqlmodel import Session, select
 
 from handlers.deadlines import DeadlineError, parse_deadline
 from handlers.parsing import require_task, split_first
 from handlers.permissions import APPROVER_FOR, require_approver, require_own_unit
 from handlers.registry import APPROVERS, UNIT_STAFF, Context, UserError, command
 from handlers.tasks import open_task, require_open, settle
+from message_templates.render import render
 from message_templates.reply import Action
-from storage import queries
-from storage.models import ExtensionRequest, ExtensionStatus, Task, TaskStatus, Unit
+from storage import audit, queries
+from storage.models import (
+    OPEN_STATUSES,
+    ExtensionRequest,
+    ExtensionStatus,
+    Person,
+    Role,
+    Task,
+    TaskStatus,
+    Unit,
+)
+from storage.outbox import enqueue
 
 
 def pending_request(ctx: Context, task: Task) -> ExtensionRequest | None:
@@ -44,12 +57,46 @@ def request_extension(ctx: Context, args: str) -> None:
     ctx.session.flush()
     approver = queries.first_with_role(ctx.session, APPROVER_FOR[queries.task_colour(ctx.session, task.id)])
     unit = ctx.session.get(Unit, task.lead_unit_id)
-    actions = (Action("同意", f"同意延期 {task.code}"), Action("驳回", f"驳回延期 {task.code} "))
     ctx.notify_user(approver.user_id if approver else None, "extension_requested_dm", task_id=task.id,
-                    actions=actions, task=task, unit=unit, request=request, requester=ctx.sender)
+                    actions=_decide_actions(task), task=task, unit=unit, request=request, requester=ctx.sender,
+                    previous=None)
     ctx.audit("extension_requested", task.id, new_deadline=new.at, reason=reason)
     ctx.services.escalation.refresh_cards(ctx.session, task, ctx.now)  # no second 申请延期 while this one waits
     ctx.reply("extension_requested", task=task, request=request, approver=approver, moved_from=new.moved_from)
+
+
+def _decide_actions(task: Task) -> tuple[Action, ...]:
+    return Action("同意", f"同意延期 {task.code}"), Action("驳回", f"驳回延期 {task.code} ")
+
+
+def approvers(session: Session) -> dict[Role, str | None]:
+    """Who holds each approving role now (by user id): taken before and after a roster change."""
+    return {role: (p.user_id if (p := queries.first_with_role(session, role)) else None)
+            for role in set(APPROVER_FOR.values())}
+
+
+def move_extension_requests(session: Session, before: dict[Role, str | None],
+                            now: datetime) -> list[tuple[ExtensionRequest, Task, Person]]:
+    """After a roster change: a waiting 延期 request whose approving role changed hands is sent to the
+    new holder (the old one could no longer decide it, and the unit would wait past its deadline)."""
+    moved = []
+    waiting = session.exec(select(ExtensionRequest, Task).join(Task, Task.id == ExtensionRequest.task_id).where(
+        ExtensionRequest.status == ExtensionStatus.PENDING, Task.status.in_(OPEN_STATUSES))
+        .order_by(ExtensionRequest.id))
+    for request, task in list(waiting):
+        role = APPROVER_FOR[queries.task_colour(session, task.id)]
+        new = queries.first_with_role(session, role)
+        if new is None or new.user_id == before.get(role):
+            continue
+        previous = queries.person(session, before[role] or "") if before.get(role) else None
+        reply = render("extension_requested_dm", actions=_decide_actions(task), now=now, task=task,
+                       unit=session.get(Unit, task.lead_unit_id), request=request, previous=previous,
+                       requester=queries.person(session, request.requester_id))
+        enqueue(session, reply, target="user", recipient=new.user_id, deliver_after=now, now=now, task_id=task.id)
+        audit.record(session, at=now, actor=audit.SYSTEM, action="extension_approver_changed", task_id=task.id,
+                     old=before.get(role), new=new.user_id, new_name=new.name)
+        moved.append((request, task, new))
+    return moved
 
 
 def _decide(ctx: Context, args: str, command_word: str) -> tuple[Task, ExtensionRequest, str]:

@@ -250,3 +250,29 @@ def test_a_departed_assigner_is_sent_nothing_the_office_reviews_instead(sim_any,
     sim.deliver()
     assert dms(sim, OLD_DEPUTY, since=since) == []
     assert any(code in m.text for m in dms(sim, OFFICE, since=since))
+
+
+OFFICE_DIRECTOR_LINE = "{id: u_zhuren, name: 钱文华, title: 县政府办主任, role: office_director}"
+
+
+def test_a_waiting_extension_request_goes_to_the_new_approver(sim_any, tmp_path):
+    sim = sim_any
+    code = assign(sim, "交办 县住建局 燃气管道隐患排查 截止12月10日")
+    assert "已提交" in sim.say("u_zhujian", f"延期 {code} 12月20日 乡镇管网图纸未移交")[0].text
+    sim.deliver()
+    assert len([m for m in dms(sim, "u_zhuren") if code in m.title]) == 1
+    change = sim.bot.load_roster(roster_file(tmp_path, (OFFICE_DIRECTOR_LINE, OFFICE_DIRECTOR_LINE.replace(
+        "u_zhuren", "u_zhuren2").replace("钱文华", "孙志刚"))))
+    assert f"待批延期申请 {code}：转由孙志刚审批" in change.render()
+    sim.deliver()
+    [moved] = [m for m in dms(sim, "u_zhuren2") if code in m.title]
+    assert "原审批人钱文华已不在审批岗位" in moved.text
+    assert [a.command for a in moved.actions] == [f"同意延期 {code}", f"驳回延期 {code} "]
+    assert len(dms(sim, "u_zhuren")) == 1  # the departed director is sent nothing more
+    assert "同意" in sim.say("u_zhuren2", f"同意延期 {code}")[0].title
+
+    # a second reload that changes nothing sends nothing again
+    sim.bot.load_roster(roster_file(tmp_path, (OFFICE_DIRECTOR_LINE, OFFICE_DIRECTOR_LINE.replace(
+        "u_zhuren", "u_zhuren2").replace("钱文华", "孙志刚"))))
+    sim.deliver()
+    assert len([m for m in dms(sim, "u_zhuren2") if code in m.title]) == 1
