@@ -147,16 +147,23 @@ async def main(database: str | None) -> None:
 
 
 class CountingTransport:
-    """DingTalk as the sender sees it, minus the network: every call counted per recipient."""
+    """DingTalk as the sender sees it, minus the network: every send call counted per recipient as
+    DingTalkTransport would make it — the text, then a file (a digest's attachment) as a second
+    message; media uploads are counted apart (they reach no one)."""
 
     max_batch = MAX_BATCH_USERS
 
     def __init__(self) -> None:
         self.calls: Counter[str] = Counter()
+        self.uploads = 0
+        self.rows = 0
 
     async def send(self, message: OutgoingMessage) -> None:
+        media = bool(message.file_path or message.image_path or message.attachment)
+        self.uploads += media
+        self.rows += len(message.outbox_ids)
         for recipient in message.recipients:
-            self.calls[recipient] += 1
+            self.calls[recipient] += bool(message.text.strip()) + media
 
 
 def burst(database: str | None, tasks: int, due: int, rounds: int) -> None:
@@ -174,14 +181,18 @@ def burst(database: str | None, tasks: int, due: int, rounds: int) -> None:
             make_due(engine, due, NOW, rng, taken)
             escalation.reconcile(engine, NOW)
             moment = datetime.combine(NOW.date() + timedelta(days=1), time_of_day(9), tzinfo=NOW.tzinfo)
-            transport, rows = CountingTransport(), 0
-            while sent := asyncio.run(deliver_due(engine, transport, max(moment, NOW), "bench")):
-                rows += sent
+            transport = CountingTransport()
+            while asyncio.run(deliver_due(engine, transport, max(moment, NOW), "bench")):
+                pass
+            with Session(engine) as session:
+                waiting = session.exec(select(func.count()).select_from(Outbox)
+                                       .where(Outbox.status != OutboxStatus.SENT)).one()
+            assert waiting == 0, f"{waiting} rows not sent"
             calls = sorted(transport.calls.values())
             worst.append(calls[-1])
             medians.append(statistics.median(calls))
-            print(f"burst: {sum(calls)} calls to {len(calls)} recipients (max {calls[-1]} to one person, "
-                  f"load {load()})", flush=True)
+            print(f"burst: {transport.rows} rows in {sum(calls)} calls (and {transport.uploads} uploads) to "
+                  f"{len(calls)} recipients (max {calls[-1]} to one person, load {load()})", flush=True)
         engine.dispose()
     print(f"outbox burst, {tasks:,} open tasks, {due:,} due at once, {rounds} rounds: calls per recipient "
           f"max {fmt(worst, 0)}, median {fmt(medians, 1)}")

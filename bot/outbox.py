@@ -27,7 +27,7 @@ import asyncio
 import itertools
 import logging
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -36,16 +36,27 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy.engine import Engine
 
 from bot.clock import Clock
-from bot.transport import DEFAULT_RATE_PER_SECOND, OutgoingMessage, SendError, Transport
+from bot.transport import DEFAULT_RATE_PER_SECOND, Attachment, OutgoingMessage, SendError, Transport
+from message_templates.render import render
 from message_templates.reply import Action
 from storage.models import Outbox
 from storage.outbox import LEASE, claim_due, mark_failed, mark_sent, release, renew_lease
+from storage.tz import SHANGHAI
 
 log = logging.getLogger(__name__)
 
 # DingTalk rejects a group message whose msgParam exceeds 15,000 bytes; folding stops well short,
 # leaving room for the title, the action links and JSON escaping.
 MAX_FOLDED_TEXT_BYTES = 12_000
+# A recipient's plain rows due at one moment go as at most this many folded messages; more, and
+# they go as one digest with their whole text attached (`_digest`): one person, one message.
+MAX_MESSAGES_PER_MOMENT = 2
+DIGEST_TEMPLATE = "outbox_digest"
+DING_DIGEST_TEMPLATE = "outbox_ding_digest"
+DIGEST_LISTED = 20  # the digest names this many rows, the most severe first: short enough to read
+DIGEST_ACTIONS = (Action("我的", "我的"), Action("台账", "台账"))
+SEVERITY = ("🔴", "🟡", "🔵")  # the colour notices first, red before yellow before blue
+DING_CODES_CHARS = 300  # a folded DING names codes up to this length (DingTalk keeps 500 characters)
 GROUP_MESSAGES_PER_MINUTE = 20  # borrowed from webhook robots: see DEFAULT_RATE_PER_SECOND
 # After DingTalk's 200, a failed mark is tried again after 0.05 s, doubling up to 5 s: the rows are
 # sent, so there is no reason to wait long, and nothing else goes out of this round meanwhile.
@@ -99,7 +110,10 @@ class SendPacer:
 def fold(rows: Sequence[Outbox], cards: bool = False) -> list[OutgoingMessage]:
     """One message per recipient and moment: several notices due together arrive as one. With
     `cards` (the transport shows interactive cards) a card's rows fold into that card, and all the
-    updates due for one card fold into one, its newest."""
+    updates due for one card fold into one, its newest.
+
+    More plain rows at one moment than fit in MAX_MESSAGES_PER_MOMENT messages go as one digest
+    (`_digest`); a recipient's DINGs of one kind at one moment go as one DING (`_ding`)."""
     groups: dict[tuple, list[Outbox]] = {}
     for row in rows:
         if row.card_update:
@@ -114,10 +128,19 @@ def fold(rows: Sequence[Outbox], cards: bool = False) -> list[OutgoingMessage]:
             messages.append(_message(target, recipient, [newest], card_id, update=True,
                                      ids=tuple(m.id for m in members if m.id is not None)))
             continue
-        # files, images and DINGs travel alone: DingTalk sends them by their own types or APIs
+        # files and images travel alone, DINGs by their own API: neither can be folded into text
         plain = [m for m in members if not (m.image_path or m.file_path or m.ding_remind_type)]
-        chunks = _by_size(plain) + [[m] for m in members if m.image_path or m.file_path or m.ding_remind_type]
-        messages += [_message(target, recipient, chunk, card_id) for chunk in chunks]
+        chunks = _by_size(plain)
+        if len(chunks) > MAX_MESSAGES_PER_MOMENT and card_id is None:
+            messages.append(_digest(target, recipient, plain))
+        else:
+            messages += [_message(target, recipient, chunk, card_id) for chunk in chunks]
+        messages += [_message(target, recipient, [m], card_id) for m in members if m.image_path or m.file_path]
+        dings: dict[int, list[Outbox]] = {}
+        for m in members:
+            if m.ding_remind_type:
+                dings.setdefault(m.ding_remind_type, []).append(m)
+        messages += [_ding(target, recipient, same) for same in dings.values()]  # after what they point at
     return messages
 
 
@@ -138,6 +161,57 @@ def _message(target: str, recipient: str, chunk: list[Outbox], card_id: str | No
         card_update=update,
         ding_remind_type=chunk[0].ding_remind_type,
     )
+
+
+def _digest(target: str, recipient: str, rows: list[Outbox]) -> OutgoingMessage:
+    """Dozens of messages at one moment (the 09:00 burst after a holiday, a province-sized roster)
+    help no one: one short summary goes instead, counts by kind and the most severe items first,
+    followed in the same chat by a file holding every row's whole text.
+
+    Every kind may be summarised here, the colour notices included, because none loses its text:
+    a 蓝/黄/红 notice is a formal document (it is scored, and 黄/红 are signed), so its full wording
+    still reaches the head — verbatim, in the attached file the digest names — on the same moment,
+    and the digest's read receipt stands for each row as a folded message's does. What never goes
+    into a digest: DINGs (their own API: they fold into one DING per kind, `_ding`), files and
+    images (sent as themselves), and cards (an interactive card per task, updated in place later:
+    a digest would leave those updates nothing to update)."""
+    ordered = sorted(rows, key=lambda m: _severity(_label(m.title)))  # stable: row order within a kind
+    counts = Counter(_label(m.title) for m in rows)
+    listed = [m.title for m in ordered[:DIGEST_LISTED]]
+    moment = rows[0].deliver_after.astimezone(SHANGHAI)
+    file_name = f"督办消息全文_{moment:%m月%d日%H%M}.xlsx"
+    reply = render(DIGEST_TEMPLATE, total=len(rows), file_name=file_name, listed=listed, rest=len(rows) - len(listed),
+                   counts=sorted(counts.items(), key=lambda item: (_severity(item[0]), -item[1])),
+                   actions=DIGEST_ACTIONS)
+    return OutgoingMessage(
+        target=target, recipients=(recipient,), title=reply.title, text=reply.text,
+        at_user_ids=tuple(dict.fromkeys(u for m in rows for u in m.at_user_ids)), actions=reply.actions,
+        image_path=None, file_path=None, outbox_ids=tuple(m.id for m in rows if m.id is not None),
+        attachment=Attachment(file_name, tuple((m.title, m.text) for m in rows)),
+    )
+
+
+def _ding(target: str, recipient: str, rows: list[Outbox]) -> OutgoingMessage:
+    """A person's DINGs of one kind due together ring once (a phone DING per red notice would ring
+    a head dozens of times), naming every notice it alerts to as far as DingTalk's length allows."""
+    if len(rows) == 1:
+        return _message(target, recipient, rows, None)
+    codes = [m.title.rpartition(" ")[2] for m in rows]
+    shown = list(itertools.accumulate(codes, lambda text, code: f"{text}、{code}"))
+    fit = sum(1 for text in shown if len(text) <= DING_CODES_CHARS) or 1
+    reply = render(DING_DIGEST_TEMPLATE, total=len(rows), codes=codes[:fit], rest=len(rows) > fit)
+    return replace(_message(target, recipient, rows, None), title=reply.title, text=reply.text)
+
+
+def _label(title: str) -> str:
+    """A row's kind, from its title: "🔵 蓝色督办单 DB-2026-0042-B1" → "🔵 蓝色督办单" (the templates
+    end a notice's title with its code); a title without a code is its own kind."""
+    head, _, tail = title.rpartition(" ")
+    return head if head and any(c.isdigit() for c in tail) else title
+
+
+def _severity(label: str) -> int:
+    return next((rank for rank, mark in enumerate(SEVERITY) if mark in label), len(SEVERITY))
 
 
 def _by_size(rows: list[Outbox]) -> list[list[Outbox]]:
