@@ -378,10 +378,15 @@ async def _record_sent(state: _Round, ids: Sequence[int], receipt_key: str | Non
 
 
 def _mark_failed(state: _Round, ids: Sequence[int], exc: SendError) -> None:
+    # One retry time for the rows of one message (the jitter spreads recipients, not a message's
+    # rows): they fall due together again and go out as the same message, a digest as one digest.
+    delays: list[timedelta] = []
+
     def retry_at(row: Outbox) -> datetime | None:
         if not exc.transient or state.policy.gives_up(row.attempts, row.deliver_after, state.now):
             return None
-        return state.now + state.policy.delay(row.attempts, exc.retry_after, state.rng)
+        delays[:] = delays or [state.policy.delay(row.attempts, exc.retry_after, state.rng)]
+        return state.now + delays[0]
 
     mark_failed(state.engine, ids, state.worker, state.now, str(exc), maybe_delivered=exc.maybe_delivered,
                 retry_at=retry_at, undeliverable=exc.undeliverable)
