@@ -51,12 +51,13 @@ MAX_FOLDED_TEXT_BYTES = 12_000
 # A recipient's plain rows due at one moment go as at most this many folded messages; more, and
 # they go as one digest with their whole text attached (`_digest`): one person, one message.
 MAX_MESSAGES_PER_MOMENT = 2
+# A card is one task's live panel with its buttons: a handful due together still reads as a list of
+# tasks; more (the burst after a holiday) go as one digest too, whose links lead to 我的 and 台账.
+MAX_CARDS_PER_MOMENT = 5
 DIGEST_TEMPLATE = "outbox_digest"
-DING_DIGEST_TEMPLATE = "outbox_ding_digest"
 DIGEST_LISTED = 20  # the digest names this many rows, the most severe first: short enough to read
 DIGEST_ACTIONS = (Action("我的", "我的"), Action("台账", "台账"))
 SEVERITY = ("🔴", "🟡", "🔵")  # the colour notices first, red before yellow before blue
-DING_CODES_CHARS = 300  # a folded DING names codes up to this length (DingTalk keeps 500 characters)
 GROUP_MESSAGES_PER_MINUTE = 20  # borrowed from webhook robots: see DEFAULT_RATE_PER_SECOND
 # After DingTalk's 200, a failed mark is tried again after 0.05 s, doubling up to 5 s: the rows are
 # sent, so there is no reason to wait long, and nothing else goes out of this round meanwhile.
@@ -112,36 +113,49 @@ def fold(rows: Sequence[Outbox], cards: bool = False) -> list[OutgoingMessage]:
     `cards` (the transport shows interactive cards) a card's rows fold into that card, and all the
     updates due for one card fold into one, its newest.
 
-    More plain rows at one moment than fit in MAX_MESSAGES_PER_MOMENT messages go as one digest
-    (`_digest`); a recipient's DINGs of one kind at one moment go as one DING (`_ding`)."""
+    More rows at one moment than fit in MAX_MESSAGES_PER_MOMENT messages (MAX_CARDS_PER_MOMENT
+    cards) go as one digest (`_digest`), which then also stands for the updates due for the cards
+    it kept from being shown."""
     groups: dict[tuple, list[Outbox]] = {}
     for row in rows:
         if row.card_update:
             key: tuple = (row.target, row.recipient, "update", row.card_id)
         else:
-            key = (row.target, row.recipient, row.deliver_after, row.card_id if cards else None)
+            key = (row.target, row.recipient, row.deliver_after)
         groups.setdefault(key, []).append(row)
-    messages = []
-    for (target, recipient, _, card_id), members in groups.items():
-        if members[0].card_update:
-            newest = members[-1]
-            messages.append(_message(target, recipient, [newest], card_id, update=True,
-                                     ids=tuple(m.id for m in members if m.id is not None)))
+    messages: list[OutgoingMessage] = []
+    digested: dict[tuple[str, str, str], int] = {}  # a card a digest replaced → that digest's place
+    for key, members in groups.items():
+        target, recipient = key[0], key[1]
+        if key[2] == "update":
+            ids = tuple(m.id for m in members if m.id is not None)
+            if (at := digested.get((target, recipient, key[3]))) is not None:  # never shown: nothing to update
+                messages[at] = replace(messages[at], outbox_ids=messages[at].outbox_ids + ids)
+            else:
+                messages.append(_message(target, recipient, [members[-1]], key[3], update=True, ids=ids))
             continue
         # files and images travel alone, DINGs by their own API: neither can be folded into text
         plain = [m for m in members if not (m.image_path or m.file_path or m.ding_remind_type)]
-        chunks = _by_size(plain)
-        if len(chunks) > MAX_MESSAGES_PER_MOMENT and card_id is None:
+        shown = _shown(plain, cards)
+        shown_cards = sum(1 for card_id, _ in shown if card_id)
+        if len(shown) - shown_cards > MAX_MESSAGES_PER_MOMENT or shown_cards > MAX_CARDS_PER_MOMENT:
             messages.append(_digest(target, recipient, plain))
+            digested.update({(target, recipient, m.card_id): len(messages) - 1 for m in plain if m.card_id})
         else:
-            messages += [_message(target, recipient, chunk, card_id) for chunk in chunks]
-        messages += [_message(target, recipient, [m], card_id) for m in members if m.image_path or m.file_path]
-        dings: dict[int, list[Outbox]] = {}
-        for m in members:
-            if m.ding_remind_type:
-                dings.setdefault(m.ding_remind_type, []).append(m)
-        messages += [_ding(target, recipient, same) for same in dings.values()]  # after what they point at
+            messages += [_message(target, recipient, chunk, card_id) for card_id, chunk in shown]
+        # after the text, one per row: each DING points at its own notice, already in the chat
+        messages += [_message(target, recipient, [m], m.card_id if cards else None)
+                     for m in members if m.image_path or m.file_path or m.ding_remind_type]
     return messages
+
+
+def _shown(rows: list[Outbox], cards: bool) -> list[tuple[str | None, list[Outbox]]]:
+    """How a moment's text rows would be shown: each card's rows folded into it (with `cards`),
+    the rest folded into messages up to the size DingTalk takes."""
+    by_card: dict[str | None, list[Outbox]] = {}
+    for row in rows:
+        by_card.setdefault(row.card_id if cards else None, []).append(row)
+    return [(card_id, chunk) for card_id, members in by_card.items() for chunk in _by_size(members)]
 
 
 def _message(target: str, recipient: str, chunk: list[Outbox], card_id: str | None, *, update: bool = False,
@@ -171,10 +185,10 @@ def _digest(target: str, recipient: str, rows: list[Outbox]) -> OutgoingMessage:
     Every kind may be summarised here, the colour notices included, because none loses its text:
     a 蓝/黄/红 notice is a formal document (it is scored, and 黄/红 are signed), so its full wording
     still reaches the head — verbatim, in the attached file the digest names — on the same moment,
-    and the digest's read receipt stands for each row as a folded message's does. What never goes
-    into a digest: DINGs (their own API: they fold into one DING per kind, `_ding`), files and
-    images (sent as themselves), and cards (an interactive card per task, updated in place later:
-    a digest would leave those updates nothing to update)."""
+    and the digest's read receipt stands for each row as a folded message's does. A card's rows
+    go into it too (the card is then never shown: storage.outbox.mark_sent stops updates looking
+    for it). What never goes into a digest: DINGs (an alert by its own API, each naming its
+    notice) and files and images (sent as themselves)."""
     ordered = sorted(rows, key=lambda m: _severity(_label(m.title)))  # stable: row order within a kind
     counts = Counter(_label(m.title) for m in rows)
     listed = [m.title for m in ordered[:DIGEST_LISTED]]
@@ -189,18 +203,6 @@ def _digest(target: str, recipient: str, rows: list[Outbox]) -> OutgoingMessage:
         image_path=None, file_path=None, outbox_ids=tuple(m.id for m in rows if m.id is not None),
         attachment=Attachment(file_name, tuple((m.title, m.text) for m in rows)),
     )
-
-
-def _ding(target: str, recipient: str, rows: list[Outbox]) -> OutgoingMessage:
-    """A person's DINGs of one kind due together ring once (a phone DING per red notice would ring
-    a head dozens of times), naming every notice it alerts to as far as DingTalk's length allows."""
-    if len(rows) == 1:
-        return _message(target, recipient, rows, None)
-    codes = [m.title.rpartition(" ")[2] for m in rows]
-    shown = list(itertools.accumulate(codes, lambda text, code: f"{text}、{code}"))
-    fit = sum(1 for text in shown if len(text) <= DING_CODES_CHARS) or 1
-    reply = render(DING_DIGEST_TEMPLATE, total=len(rows), codes=codes[:fit], rest=len(rows) > fit)
-    return replace(_message(target, recipient, rows, None), title=reply.title, text=reply.text)
 
 
 def _label(title: str) -> str:
@@ -348,7 +350,7 @@ async def _send_one(state: _Round, message: OutgoingMessage) -> None:
             failures = dict.fromkeys(message.recipients, SendError(repr(exc), transient=True))
         delivered = [i for i in message.outbox_ids if state.rows[i].recipient not in failures]
         if delivered:
-            await _record_sent(state, delivered, receipt_key)
+            await _record_sent(state, delivered, receipt_key, digest=message.attachment is not None)
             state.sent += 1
         for recipient, exc in failures.items():
             ids = [i for i in message.outbox_ids if state.rows[i].recipient == recipient]
@@ -356,14 +358,15 @@ async def _send_one(state: _Round, message: OutgoingMessage) -> None:
             await asyncio.to_thread(_mark_failed, state, ids, exc)
 
 
-async def _record_sent(state: _Round, ids: Sequence[int], receipt_key: str | None = None) -> None:
+async def _record_sent(state: _Round, ids: Sequence[int], receipt_key: str | None = None, *,
+                       digest: bool = False) -> None:
     """DingTalk took them: retry the mark, never the send, until it lands. Between attempts the
     lease on every row this round holds is renewed, so that no other worker takes them over; a
     renewal that fails too is no worse (the database is away for everyone) and is tried again."""
     delay = MARK_RETRY_FIRST_SECONDS
     for attempt in itertools.count(1):
         try:
-            await asyncio.to_thread(mark_sent, state.engine, ids, state.worker, state.now, receipt_key)
+            await asyncio.to_thread(mark_sent, state.engine, ids, state.worker, state.now, receipt_key, digest=digest)
             return
         except Exception as exc:  # locked, connection dropped, server restarting: all pass
             log.warning("outbox rows=%s delivered but not recorded (attempt %s: %s): recording again, "

@@ -194,13 +194,23 @@ def renew_lease(engine: Engine, ids: Sequence[int], worker: str, until: datetime
 
 
 def mark_sent(engine: Engine, ids: Sequence[int], worker: str, now: datetime,
-              receipt_key: str | None = None) -> None:
-    """`receipt_key`: DingTalk's processQueryKey (or openDingId), kept to ask later who read it."""
+              receipt_key: str | None = None, *, digest: bool = False) -> None:
+    """`receipt_key`: DingTalk's processQueryKey (or openDingId), kept to ask later who read it.
+    `digest`: the rows went out as one digest (bot/outbox.py), so the cards some of them were to
+    show never were: they stop being cards, so that no in-place update looks for them, and updates
+    already queued for those cards, having nothing to update, are done with them."""
+    values: dict[str, Any] = {"status": OutboxStatus.SENT, "sent_at": now, "claimed_until": None,
+                              "receipt_key": receipt_key}
     with transaction(engine) as session:
-        result = session.exec(
-            update(Outbox).where(_mine(ids, worker))
-            .values(status=OutboxStatus.SENT, sent_at=now, claimed_until=None, receipt_key=receipt_key)
-        )
+        never_shown = list(session.exec(select(Outbox.card_id).where(_mine(ids, worker), Outbox.card_id.is_not(None))
+                                        .distinct())) if digest else []
+        if digest:
+            values |= {"card_key": None, "card_id": None}
+        result = session.exec(update(Outbox).where(_mine(ids, worker)).values(**values))
+        if never_shown:
+            session.exec(update(Outbox).where(Outbox.card_id.in_(never_shown), Outbox.card_update.is_(True),
+                                              Outbox.status == OutboxStatus.PENDING)
+                         .values(status=OutboxStatus.SENT, sent_at=now, claimed_until=None))
         if receipt_key is not None:
             receipts.watch(session, session.exec(select(Outbox).where(Outbox.id.in_(ids))), now)
     COUNTERS.sent += result.rowcount

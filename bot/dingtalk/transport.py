@@ -53,13 +53,16 @@ class DingTalkTransport:
             payloads.append(("sampleImageMsg", {"photoURL": media_id}))
         elif message.file_path:
             payloads.append(await self._file(Path(message.file_path)))
-        elif message.attachment:  # a digest's whole text: written here, uploaded, sent after the digest
+        elif message.attachment:  # a digest's notices, whole: written here, uploaded
             with tempfile.TemporaryDirectory(prefix="duban-digest-") as directory:
                 path = await asyncio.to_thread(write_xlsx, message.attachment, Path(directory))
                 payloads.append(await self._file(path))
         if message.text.strip():
             markdown = {"title": message.title, "text": compose(message.text, message.actions)}
-            payloads.insert(0, ("sampleMarkdown", markdown))
+            # A caption goes before its file. A digest goes after the file holding the notices it
+            # sums up: the notices' text is out before anything refers to it, and the summary is
+            # what the chat list and the notification show.
+            payloads.insert(len(payloads) if message.attachment else 0, ("sampleMarkdown", markdown))
         result = SendResult()
         for position, (msg_key, param) in enumerate(payloads):
             try:
@@ -67,12 +70,13 @@ class DingTalkTransport:
             except SendError as exc:
                 if position == 0:  # nothing went out yet: a retry repeats nothing
                     raise
-                # the text went out, its file did not: the retry sends the text again
-                raise SendError(f"{exc} (after the text went out)", transient=exc.transient,
+                # the first part went out, this one did not: the retry sends that part again
+                raise SendError(f"{exc} (after {payloads[0][0]} went out)", transient=exc.transient,
                                 retry_after=exc.retry_after, maybe_delivered=True) from exc
             result |= sent
-            # the first payload's key: the text (the notice itself) when there is one
-            result.receipt_key = result.receipt_key or sent.receipt_key
+            # the text's key (the notice, the digest a person reads) when there is one
+            if msg_key == "sampleMarkdown" or result.receipt_key is None:
+                result.receipt_key = sent.receipt_key
         return result
 
     async def _ding(self, message: OutgoingMessage) -> SendResult:

@@ -18,11 +18,21 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from bot.clock import FakeClock
-from bot.outbox import DIGEST_LISTED, MAX_FOLDED_TEXT_BYTES, RetryPolicy, SendPacer, batch, deliver_due, fold
+from bot.outbox import (
+    DIGEST_LISTED,
+    MAX_CARDS_PER_MOMENT,
+    MAX_FOLDED_TEXT_BYTES,
+    RetryPolicy,
+    SendPacer,
+    batch,
+    deliver_due,
+    fold,
+)
 from bot.roster import apply_roster, load_roster
 from bot.simulation import ROSTER
 from bot.transport import OutgoingMessage, SendError, SendResult
 from message_templates.reply import Action, Reply
+from storage import cards
 from storage.db import create_schema, make_engine, transaction
 from storage.models import Outbox, OutboxStatus, ReadReceipt, ReadWatch
 from storage.outbox import (
@@ -461,7 +471,7 @@ async def test_a_recipient_with_hundreds_of_rows_gets_one_digest_and_each_row_it
     assert COUNTERS.sent >= len(ids)
 
 
-async def test_a_mixed_burst_reaches_each_head_in_at_most_two_calls(engine: Engine) -> None:
+async def test_a_mixed_burst_reaches_each_chat_in_one_call_with_its_dings_apart(engine: Engine) -> None:
     head = add_notices(engine, "u_zhujian", {"红": 8, "黄": 12, "蓝": 40}, ding=True)
     other = add_notices(engine, "u_yingji", {"蓝": 2})  # few: folded whole, as ever
     group = add_notices(engine, "cid_leaders", {"红": 45})  # three messages' worth: a digest
@@ -473,12 +483,13 @@ async def test_a_mixed_burst_reaches_each_head_in_at_most_two_calls(engine: Engi
 
     await drain(engine, transport)
 
-    calls = Counter(r for m in transport.calls for r in m.recipients)
-    assert calls == {"u_zhujian": 2, "u_yingji": 1, "cid_leaders": 1}
-    digest, ding = [m for m in transport.sent if m.recipient == "u_zhujian"]
+    chat = Counter(r for m in transport.calls if not m.ding_remind_type for r in m.recipients)
+    assert chat == {"u_zhujian": 1, "u_yingji": 1, "cid_leaders": 1}  # a file with it: two messages at most
+    digest, *dings = [m for m in transport.sent if m.recipient == "u_zhujian"]
     assert digest.attachment is not None and sorted(digest.outbox_ids) == head
-    assert ding.ding_remind_type == 1 and len(ding.outbox_ids) == 20  # one ring for the 20 yellow and red
-    assert "DB-2026-0001-红1" in ding.text and len(f"{ding.title}\n{ding.text}") <= 500
+    # DINGs stay one per yellow and red notice, each naming its own, after the digest that holds it
+    assert len(dings) == 20 and all(m.ding_remind_type == 1 and len(m.outbox_ids) == 1 for m in dings)
+    assert all(m.text in {r.text for r in rows(engine).values()} for m in dings)
     [folded] = [m for m in transport.sent if m.recipient == "u_yingji"]
     assert folded.attachment is None and folded.outbox_ids == tuple(other)  # the notices themselves
     [in_group] = [m for m in transport.sent if m.recipient == "cid_leaders"]
@@ -537,3 +548,38 @@ async def test_rows_sent_past_retention_go_even_with_a_receipt_key_unless_their_
     assert {r.receipt_key for r in rows(engine).values()} == {"pqk-1"}
     assert purge_sent(engine, NOW + timedelta(days=1)) == 1
     assert set(rows(engine)) == {watched}  # the reply went though DingTalk gave it a key
+
+
+async def test_a_burst_of_cards_goes_as_one_digest_and_updates_queued_for_them_have_nothing_to_update(
+        engine: Engine) -> None:
+    def notice(session: Session, recipient: str, task_id: int) -> Outbox:
+        code = f"DB-2026-{task_id:04d}"
+        return enqueue(session, Reply(title=f"🔵 蓝色督办单 {code}-B1", text=f"{code} 已到期",
+                                      actions=(Action("办结", f"办结 {code} "),)),
+                       target="user", recipient=recipient, deliver_after=NOW, now=NOW, task_id=task_id)
+
+    with transaction(engine) as session:
+        many = [notice(session, "u_zhujian", t) for t in range(1, MAX_CARDS_PER_MOMENT + 2)]
+        few = [notice(session, "u_yingji", t) for t in range(1, MAX_CARDS_PER_MOMENT + 1)]
+        session.flush()
+        card = many[0].card_id
+        assert card and all(r.card_id for r in many + few)
+        later = Outbox(target="user", recipient="u_zhujian", title="t", text="已签收", deliver_after=NOW + timedelta(hours=1),
+                       created_at=NOW, card_key=many[0].card_key, card_id=card, card_update=True)
+        session.add(later)
+        session.flush()
+        later_id = later.id
+    transport = FakeTransport()
+    transport.shows_cards = True  # type: ignore[attr-defined]
+
+    await drain(engine, transport)
+
+    [digest] = [m for m in transport.sent if m.recipient == "u_zhujian"]
+    assert digest.attachment is not None and digest.card_id is None and len(digest.outbox_ids) == len(many)
+    assert [m.card_id for m in transport.sent if m.recipient == "u_yingji"] == [r.card_id for r in few]
+    state = rows(engine)
+    assert all(state[r.id].card_id is None and state[r.id].card_key is None for r in many)  # never shown
+    assert state[later_id].status == OutboxStatus.SENT  # its card never was: nothing to update
+    assert not [m for m in transport.calls if m.card_update]
+    with Session(engine) as session:
+        assert [c.recipient for c in cards.shown(session, [f"t.{t}" for t in range(1, 9)])] == ["u_yingji"] * len(few)

@@ -12,7 +12,6 @@ from datetime import timedelta
 from openpyxl import load_workbook
 from sqlmodel import Session, select
 
-from bot.dingtalk.attachment import plain
 from bot.outbox import MAX_FOLDED_TEXT_BYTES, MAX_MESSAGES_PER_MOMENT
 from bot.receipts_job import poll_once
 from bot.transport import SendError
@@ -45,8 +44,8 @@ async def test_a_head_gets_one_digest_and_the_whole_text_and_each_notice_counts_
     sent = await _burst(world)
 
     to_head = [d for d in sent if d.to == HEAD]
-    assert [d.msg_key for d in to_head] == ["sampleMarkdown", "sampleFile"]
-    digest, attached = to_head
+    assert [d.msg_key for d in to_head] == ["sampleFile", "sampleMarkdown"]
+    attached, digest = to_head
     # the 40 blue notices and, due at the same moment, the 40 签收提醒 of the tasks not yet acknowledged
     assert f"共{2 * TASKS}条" in digest.param["title"]
     assert f"🔵 蓝色督办单 **{TASKS}**　📨 签收提醒 **{TASKS}**" in digest.text
@@ -93,29 +92,30 @@ async def test_the_attached_file_holds_every_notice_whole(world: World, monkeypa
     [header, *lines] = list(sheet.iter_rows(values_only=True))
     rows = [r for r in world.outbox() if r.recipient == HEAD and r.deliver_after == world.clock.now()]
     assert header == ("序号", "标题", "全文")
-    assert [(title, text) for _, title, text in lines] == [(r.title, plain(r.text)) for r in rows]
+    assert [(title, text) for _, title, text in lines] == [(r.title, r.text) for r in rows]  # verbatim
     blues = [text for _, title, text in lines if title.startswith("🔵 蓝色督办单")]
-    assert len(blues) == TASKS and all("扣1分" in text and "**" not in text for text in blues)
+    assert len(blues) == TASKS and all("扣1分" in text for text in blues)
 
 
-async def test_a_file_refused_after_the_digest_went_out_is_resent_whole_and_flagged(
+async def test_a_digest_refused_after_its_file_went_out_is_resent_whole_and_flagged(
         world: World, monkeypatch, caplog) -> None:  # type: ignore[no-untyped-def]
     send = world.client.batch_send_users
     refusals = iter([SendError("batchSend: HTTP 503", transient=True)])
 
-    async def refuse_the_file_once(user_ids, msg_key, param):  # type: ignore[no-untyped-def]
-        if msg_key == "sampleFile" and HEAD in user_ids and (refusal := next(refusals, None)):
+    async def refuse_the_digest_once(user_ids, msg_key, param):  # type: ignore[no-untyped-def]
+        if msg_key == "sampleMarkdown" and HEAD in user_ids and "汇总" in param["title"] \
+                and (refusal := next(refusals, None)):
             raise refusal
         return await send(user_ids, msg_key, param)
 
-    monkeypatch.setattr(world.client, "batch_send_users", refuse_the_file_once)
+    monkeypatch.setattr(world.client, "batch_send_users", refuse_the_digest_once)
     before = COUNTERS.unknown_outcome
     sent = await _burst(world)
 
-    # the text went, the file did not: both go again (the text twice: flagged, never lost)
-    assert [d.msg_key for d in sent if d.to == HEAD] == ["sampleMarkdown", "sampleMarkdown", "sampleFile"]
+    # the file went, the digest did not: both go again (the file twice: flagged, never lost)
+    assert [d.msg_key for d in sent if d.to == HEAD] == ["sampleFile", "sampleFile", "sampleMarkdown"]
     rows = [r for r in world.outbox() if r.recipient == HEAD and r.deliver_after == NINE]
     assert len(rows) == 2 * TASKS and all(r.status == OutboxStatus.SENT and r.attempts == 2 for r in rows)
     assert COUNTERS.unknown_outcome == before + len(rows)
-    assert any("possible duplicate" in r.getMessage() and "after the text went out" in r.getMessage()
+    assert any("possible duplicate" in r.getMessage() and "after sampleFile went out" in r.getMessage()
                for r in caplog.records)
