@@ -180,7 +180,7 @@ def _message(target: str, recipient: str, chunk: list[Outbox], card_id: str | No
 def _digest(target: str, recipient: str, rows: list[Outbox]) -> OutgoingMessage:
     """Dozens of messages at one moment (the 09:00 burst after a holiday, a province-sized roster)
     help no one: one short summary goes instead, counts by kind and the most severe items first,
-    followed in the same chat by a file holding every row's whole text.
+    with a file holding every row's whole text (sent just before it, in the same chat).
 
     Every kind may be summarised here, the colour notices included, because none loses its text:
     a 蓝/黄/红 notice is a formal document (it is scored, and 黄/红 are signed), so its full wording
