@@ -14,10 +14,13 @@ tightest limit the default pacing keeps under (5 at once, then 5 a second). Two 
 
 3. burst (`--burst`, alone): the 09:00 moment at province scale — 100,000 open tasks, 3,500 of them
    due at once (a blue each: the head's DM) — through bot.outbox.deliver_due with DingTalk's batch
-   size, counting the calls that reach each recipient; 3 rounds, each on fresh tasks. Last line:
-   `calls_per_recipient max=… median=…` (the worst round's worst recipient, and the median).
+   size, counting the send calls that reach each recipient as DingTalkTransport makes them (a
+   digest is two: its file, then its summary); with `--cards`, as the card transport makes them
+   (max_batch 1, a card per task up to bot.outbox.MAX_CARDS_PER_MOMENT). 3 rounds, each on fresh
+   tasks. Last line: `calls_per_recipient max=… median=…` (the worst round's worst recipient, and
+   the median).
 
-    python -m bench.outbound [--database postgresql://…] [--burst [--tasks 100000] [--due 3500]]
+    python -m bench.outbound [--database postgresql://…] [--burst [--cards] [--tasks 100000] [--due 3500]]
 """
 
 from __future__ import annotations
@@ -147,19 +150,26 @@ async def main(database: str | None) -> None:
 
 
 class CountingTransport:
-    """DingTalk as the sender sees it, minus the network: every call counted per recipient."""
+    """DingTalk as the sender sees it, minus the network: every send call counted per recipient as
+    DingTalkTransport would make it — the text, then a file (a digest's attachment) as a second
+    message; media uploads are counted apart (they reach no one)."""
 
-    max_batch = MAX_BATCH_USERS
-
-    def __init__(self) -> None:
+    def __init__(self, cards: bool = False) -> None:
+        self.shows_cards = cards  # read by the outbox, as DingTalkTransport's
+        self.max_batch = 1 if cards else MAX_BATCH_USERS
         self.calls: Counter[str] = Counter()
+        self.uploads = 0
+        self.rows = 0
 
     async def send(self, message: OutgoingMessage) -> None:
-        for recipient in message.recipients:
-            self.calls[recipient] += 1
+        media = bool(message.file_path or message.image_path or message.attachment)
+        self.uploads += media
+        self.rows += len(message.outbox_ids)
+        for recipient in message.recipients:  # a card, or an update in place, is one call
+            self.calls[recipient] += 1 if message.card_id else bool(message.text.strip()) + media
 
 
-def burst(database: str | None, tasks: int, due: int, rounds: int) -> None:
+def burst(database: str | None, tasks: int, due: int, rounds: int, cards: bool = False) -> None:
     from reconcile import NOW, fill, make_due
 
     worst, medians = [], []
@@ -174,16 +184,20 @@ def burst(database: str | None, tasks: int, due: int, rounds: int) -> None:
             make_due(engine, due, NOW, rng, taken)
             escalation.reconcile(engine, NOW)
             moment = datetime.combine(NOW.date() + timedelta(days=1), time_of_day(9), tzinfo=NOW.tzinfo)
-            transport, rows = CountingTransport(), 0
-            while sent := asyncio.run(deliver_due(engine, transport, max(moment, NOW), "bench")):
-                rows += sent
+            transport = CountingTransport(cards)
+            while asyncio.run(deliver_due(engine, transport, max(moment, NOW), "bench")):
+                pass
+            with Session(engine) as session:
+                waiting = session.exec(select(func.count()).select_from(Outbox)
+                                       .where(Outbox.status != OutboxStatus.SENT)).one()
+            assert waiting == 0, f"{waiting} rows not sent"
             calls = sorted(transport.calls.values())
             worst.append(calls[-1])
             medians.append(statistics.median(calls))
-            print(f"burst: {sum(calls)} calls to {len(calls)} recipients (max {calls[-1]} to one person, "
-                  f"load {load()})", flush=True)
+            print(f"burst: {transport.rows} rows in {sum(calls)} calls (and {transport.uploads} uploads) to "
+                  f"{len(calls)} recipients (max {calls[-1]} to one person, load {load()})", flush=True)
         engine.dispose()
-    print(f"outbox burst, {tasks:,} open tasks, {due:,} due at once, {rounds} rounds: calls per recipient "
+    print(f"outbox burst{' with cards' if cards else ''}, {tasks:,} open tasks, {due:,} due at once, {rounds} rounds: calls per recipient "
           f"max {fmt(worst, 0)}, median {fmt(medians, 1)}")
     print(machine_line("calls_per_recipient", max=max(worst), median=f"{statistics.median(medians):.1f}"))
 
@@ -192,11 +206,12 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--database", help="a database URL (default: a SQLite file in a temporary directory)")
     parser.add_argument("--burst", action="store_true", help="the 09:00 burst: calls per recipient")
+    parser.add_argument("--cards", action="store_true", help="the burst as the card transport sends it")
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--due", type=int, default=3_500)
     parser.add_argument("--rounds", type=int, default=ROUNDS)
     args = parser.parse_args()
     if args.burst:
-        burst(args.database, args.tasks, args.due, args.rounds)
+        burst(args.database, args.tasks, args.due, args.rounds, args.cards)
     else:
         asyncio.run(main(args.database))

@@ -27,7 +27,7 @@ import asyncio
 import itertools
 import logging
 import random
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -36,16 +36,28 @@ from aiolimiter import AsyncLimiter
 from sqlalchemy.engine import Engine
 
 from bot.clock import Clock
-from bot.transport import DEFAULT_RATE_PER_SECOND, OutgoingMessage, SendError, Transport
+from bot.transport import DEFAULT_RATE_PER_SECOND, Attachment, OutgoingMessage, SendError, Transport
+from message_templates.render import render
 from message_templates.reply import Action
 from storage.models import Outbox
 from storage.outbox import LEASE, claim_due, mark_failed, mark_sent, release, renew_lease
+from storage.tz import SHANGHAI
 
 log = logging.getLogger(__name__)
 
 # DingTalk rejects a group message whose msgParam exceeds 15,000 bytes; folding stops well short,
 # leaving room for the title, the action links and JSON escaping.
 MAX_FOLDED_TEXT_BYTES = 12_000
+# A recipient's plain rows due at one moment go as at most this many folded messages; more, and
+# they go as one digest with their whole text attached (`_digest`): one person, one message.
+MAX_MESSAGES_PER_MOMENT = 2
+# A card is one task's live panel with its buttons: a handful due together still reads as a list of
+# tasks; more (the burst after a holiday) go as one digest too, whose links lead to 我的 and 台账.
+MAX_CARDS_PER_MOMENT = 5
+DIGEST_TEMPLATE = "outbox_digest"
+DIGEST_LISTED = 20  # the digest names this many rows, the most severe first: short enough to read
+DIGEST_ACTIONS = (Action("我的", "我的"), Action("台账", "台账"))
+SEVERITY = ("🔴", "🟡", "🔵")  # the colour notices first, red before yellow before blue
 GROUP_MESSAGES_PER_MINUTE = 20  # borrowed from webhook robots: see DEFAULT_RATE_PER_SECOND
 # After DingTalk's 200, a failed mark is tried again after 0.05 s, doubling up to 5 s: the rows are
 # sent, so there is no reason to wait long, and nothing else goes out of this round meanwhile.
@@ -99,26 +111,51 @@ class SendPacer:
 def fold(rows: Sequence[Outbox], cards: bool = False) -> list[OutgoingMessage]:
     """One message per recipient and moment: several notices due together arrive as one. With
     `cards` (the transport shows interactive cards) a card's rows fold into that card, and all the
-    updates due for one card fold into one, its newest."""
+    updates due for one card fold into one, its newest.
+
+    More rows at one moment than fit in MAX_MESSAGES_PER_MOMENT messages (MAX_CARDS_PER_MOMENT
+    cards) go as one digest (`_digest`), which then also stands for the updates due for the cards
+    it kept from being shown."""
     groups: dict[tuple, list[Outbox]] = {}
     for row in rows:
         if row.card_update:
             key: tuple = (row.target, row.recipient, "update", row.card_id)
         else:
-            key = (row.target, row.recipient, row.deliver_after, row.card_id if cards else None)
+            key = (row.target, row.recipient, row.deliver_after)
         groups.setdefault(key, []).append(row)
-    messages = []
-    for (target, recipient, _, card_id), members in groups.items():
-        if members[0].card_update:
-            newest = members[-1]
-            messages.append(_message(target, recipient, [newest], card_id, update=True,
-                                     ids=tuple(m.id for m in members if m.id is not None)))
+    messages: list[OutgoingMessage] = []
+    digested: dict[tuple[str, str, str], int] = {}  # a card a digest replaced → that digest's place
+    for key, members in groups.items():
+        target, recipient = key[0], key[1]
+        if key[2] == "update":
+            ids = tuple(m.id for m in members if m.id is not None)
+            if (at := digested.get((target, recipient, key[3]))) is not None:  # never shown: nothing to update
+                messages[at] = replace(messages[at], outbox_ids=messages[at].outbox_ids + ids)
+            else:
+                messages.append(_message(target, recipient, [members[-1]], key[3], update=True, ids=ids))
             continue
-        # files, images and DINGs travel alone: DingTalk sends them by their own types or APIs
+        # files and images travel alone, DINGs by their own API: neither can be folded into text
         plain = [m for m in members if not (m.image_path or m.file_path or m.ding_remind_type)]
-        chunks = _by_size(plain) + [[m] for m in members if m.image_path or m.file_path or m.ding_remind_type]
-        messages += [_message(target, recipient, chunk, card_id) for chunk in chunks]
+        shown = _shown(plain, cards)
+        shown_cards = sum(1 for card_id, _ in shown if card_id)
+        if len(shown) - shown_cards > MAX_MESSAGES_PER_MOMENT or shown_cards > MAX_CARDS_PER_MOMENT:
+            messages.append(_digest(target, recipient, plain))
+            digested.update({(target, recipient, m.card_id): len(messages) - 1 for m in plain if m.card_id})
+        else:
+            messages += [_message(target, recipient, chunk, card_id) for card_id, chunk in shown]
+        # after the text, one per row: each DING points at its own notice, already in the chat
+        messages += [_message(target, recipient, [m], m.card_id if cards else None)
+                     for m in members if m.image_path or m.file_path or m.ding_remind_type]
     return messages
+
+
+def _shown(rows: list[Outbox], cards: bool) -> list[tuple[str | None, list[Outbox]]]:
+    """How a moment's text rows would be shown: each card's rows folded into it (with `cards`),
+    the rest folded into messages up to the size DingTalk takes."""
+    by_card: dict[str | None, list[Outbox]] = {}
+    for row in rows:
+        by_card.setdefault(row.card_id if cards else None, []).append(row)
+    return [(card_id, chunk) for card_id, members in by_card.items() for chunk in _by_size(members)]
 
 
 def _message(target: str, recipient: str, chunk: list[Outbox], card_id: str | None, *, update: bool = False,
@@ -138,6 +175,45 @@ def _message(target: str, recipient: str, chunk: list[Outbox], card_id: str | No
         card_update=update,
         ding_remind_type=chunk[0].ding_remind_type,
     )
+
+
+def _digest(target: str, recipient: str, rows: list[Outbox]) -> OutgoingMessage:
+    """Dozens of messages at one moment (the 09:00 burst after a holiday, a province-sized roster)
+    help no one: one short summary goes instead, counts by kind and the most severe items first,
+    with a file holding every row's whole text (sent just before it, in the same chat).
+
+    Every kind may be summarised here, the colour notices included, because none loses its text:
+    a 蓝/黄/红 notice is a formal document (it is scored, and 黄/红 are signed), so its full wording
+    still reaches the head — verbatim, in the attached file the digest names — on the same moment,
+    and the digest's read receipt stands for each row as a folded message's does. A card's rows
+    go into it too (the card is then never shown: storage.outbox.mark_sent stops updates looking
+    for it). What never goes into a digest: DINGs (an alert by its own API, each naming its
+    notice) and files and images (sent as themselves)."""
+    ordered = sorted(rows, key=lambda m: _severity(_label(m.title)))  # stable: row order within a kind
+    counts = Counter(_label(m.title) for m in rows)
+    listed = [m.title for m in ordered[:DIGEST_LISTED]]
+    moment = rows[0].deliver_after.astimezone(SHANGHAI)
+    file_name = f"督办消息全文_{moment:%m月%d日%H%M}.xlsx"
+    reply = render(DIGEST_TEMPLATE, total=len(rows), file_name=file_name, listed=listed, rest=len(rows) - len(listed),
+                   counts=sorted(counts.items(), key=lambda item: (_severity(item[0]), -item[1])),
+                   actions=DIGEST_ACTIONS)
+    return OutgoingMessage(
+        target=target, recipients=(recipient,), title=reply.title, text=reply.text,
+        at_user_ids=tuple(dict.fromkeys(u for m in rows for u in m.at_user_ids)), actions=reply.actions,
+        image_path=None, file_path=None, outbox_ids=tuple(m.id for m in rows if m.id is not None),
+        attachment=Attachment(file_name, tuple((m.title, m.text) for m in rows)),
+    )
+
+
+def _label(title: str) -> str:
+    """A row's kind, from its title: "🔵 蓝色督办单 DB-2026-0042-B1" → "🔵 蓝色督办单" (the templates
+    end a notice's title with its code); a title without a code is its own kind."""
+    head, _, tail = title.rpartition(" ")
+    return head if head and any(c.isdigit() for c in tail) else title
+
+
+def _severity(label: str) -> int:
+    return next((rank for rank, mark in enumerate(SEVERITY) if mark in label), len(SEVERITY))
 
 
 def _by_size(rows: list[Outbox]) -> list[list[Outbox]]:
@@ -274,7 +350,7 @@ async def _send_one(state: _Round, message: OutgoingMessage) -> None:
             failures = dict.fromkeys(message.recipients, SendError(repr(exc), transient=True))
         delivered = [i for i in message.outbox_ids if state.rows[i].recipient not in failures]
         if delivered:
-            await _record_sent(state, delivered, receipt_key)
+            await _record_sent(state, delivered, receipt_key, digest=message.attachment is not None)
             state.sent += 1
         for recipient, exc in failures.items():
             ids = [i for i in message.outbox_ids if state.rows[i].recipient == recipient]
@@ -282,14 +358,15 @@ async def _send_one(state: _Round, message: OutgoingMessage) -> None:
             await asyncio.to_thread(_mark_failed, state, ids, exc)
 
 
-async def _record_sent(state: _Round, ids: Sequence[int], receipt_key: str | None = None) -> None:
+async def _record_sent(state: _Round, ids: Sequence[int], receipt_key: str | None = None, *,
+                       digest: bool = False) -> None:
     """DingTalk took them: retry the mark, never the send, until it lands. Between attempts the
     lease on every row this round holds is renewed, so that no other worker takes them over; a
     renewal that fails too is no worse (the database is away for everyone) and is tried again."""
     delay = MARK_RETRY_FIRST_SECONDS
     for attempt in itertools.count(1):
         try:
-            await asyncio.to_thread(mark_sent, state.engine, ids, state.worker, state.now, receipt_key)
+            await asyncio.to_thread(mark_sent, state.engine, ids, state.worker, state.now, receipt_key, digest=digest)
             return
         except Exception as exc:  # locked, connection dropped, server restarting: all pass
             log.warning("outbox rows=%s delivered but not recorded (attempt %s: %s): recording again, "
@@ -304,10 +381,15 @@ async def _record_sent(state: _Round, ids: Sequence[int], receipt_key: str | Non
 
 
 def _mark_failed(state: _Round, ids: Sequence[int], exc: SendError) -> None:
+    # One retry time for the rows of one message (the jitter spreads recipients, not a message's
+    # rows): they fall due together again and go out as the same message, a digest as one digest.
+    delays: list[timedelta] = []
+
     def retry_at(row: Outbox) -> datetime | None:
         if not exc.transient or state.policy.gives_up(row.attempts, row.deliver_after, state.now):
             return None
-        return state.now + state.policy.delay(row.attempts, exc.retry_after, state.rng)
+        delays[:] = delays or [state.policy.delay(row.attempts, exc.retry_after, state.rng)]
+        return state.now + delays[0]
 
     mark_failed(state.engine, ids, state.worker, state.now, str(exc), maybe_delivered=exc.maybe_delivered,
                 retry_at=retry_at, undeliverable=exc.undeliverable)

@@ -20,6 +20,14 @@ DEFAULT_RATE_PER_SECOND = 5.0
 
 
 @dataclass(frozen=True)
+class Attachment:
+    """A text file sent right after the message's markdown, in the same chat (a digest's full text)."""
+
+    file_name: str  # an .xlsx: a file type DingTalk's sampleFile takes
+    items: tuple[tuple[str, str], ...]  # (title, whole text) of each row, one spreadsheet row each
+
+
+@dataclass(frozen=True)
 class OutgoingMessage:
     """One call on the wire: due rows for one recipient folded together, or — when the transport
     batches (`max_batch` > 1) — identical content for several users at once."""
@@ -36,6 +44,7 @@ class OutgoingMessage:
     card_id: str | None = None  # the interactive card it shows (outTrackId), when it is one
     card_update: bool = False  # it only updates that card in place
     ding_remind_type: int | None = None  # a DING (robot/ding/send), not a chat message
+    attachment: Attachment | None = None  # a digest's full text, as a file after the markdown
 
     @property
     def recipient(self) -> str:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, or_, update
+from sqlalchemy import ColumnElement, delete, exists, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -22,14 +22,15 @@ from message_templates.render import render
 from message_templates.reply import Reply
 from storage import cards, queries, receipts
 from storage.db import is_postgres, transaction
-from storage.models import ChatGroup, Outbox, OutboxStatus, Person, Role, Task
+from storage.models import ChatGroup, Outbox, OutboxStatus, Person, ReadReceipt, ReadWatch, Role, Task
 
 log = logging.getLogger(__name__)
 
 LEASE = timedelta(minutes=5)
 CLAIM_LIMIT = 100  # due rows that pick the round's recipients
 PURGE_CHUNK = 10_000
-CLAIM_MAX = 2_000  # rows per round at most, those recipients' whole bursts: folded, a few dozen sends
+CLAIM_MAX = 2_000  # rows per round, whole recipients' bursts (a digest each): a few dozen sends
+CLAIM_LANE_MAX = 10_000  # one recipient's rows a round takes at most: one digest of up to this many
 DEAD_LETTER_TEMPLATE = "delivery_dead"
 
 
@@ -93,8 +94,9 @@ def claim_due(engine: Engine, now: datetime, worker: str, limit: int = CLAIM_LIM
     order, skipping every recipient whose earlier undelivered row this worker cannot take.
 
     The first `limit` due rows name the recipients; each of them is then taken whole — every due
-    row of theirs up to the first one this worker cannot take (up to CLAIM_MAX rows in all) — so
-    a burst (the 09:00 notices) reaches a person folded into one message, not cut across claims."""
+    row of theirs up to the first one this worker cannot take — as long as the round stays within
+    CLAIM_MAX rows (the first recipient always, up to CLAIM_LANE_MAX), so a burst (the 09:00
+    notices) reaches a person folded into one message or one digest, not cut across claims."""
     with transaction(engine) as session:
         query = (
             select(Outbox.id, Outbox.target, Outbox.recipient)
@@ -115,21 +117,31 @@ def claim_due(engine: Engine, now: datetime, worker: str, limit: int = CLAIM_LIM
             .order_by(Outbox.deliver_after, Outbox.id)
         )
         blocked: set[tuple[str, str]] = set()
-        wanted: list[tuple[int, tuple[str, str]]] = []
-        for row_id, target, recipient, claimable in undelivered:
+        queued: dict[tuple[str, str], list[tuple[int, int]]] = {}  # lane → (send position, id) it may take
+        for position, (row_id, target, recipient, claimable) in enumerate(undelivered):
             lane = (target, recipient)
             if lane not in lanes or lane in blocked:
                 continue
-            if claimable and len(wanted) < CLAIM_MAX:
-                wanted.append((row_id, lane))
+            if claimable:
+                queued.setdefault(lane, []).append((position, row_id))
             else:
                 blocked.add(lane)
-        locking = select(Outbox).where(Outbox.id.in_([row_id for row_id, _ in wanted]), _claimable(now))
+        # Whole lanes, in the order their first rows fell due, while the round stays within
+        # CLAIM_MAX: a recipient's burst is never cut across two rounds (two digests), except a
+        # single lane longer than CLAIM_LANE_MAX, which no round takes whole.
+        wanted: list[tuple[int, int, tuple[str, str]]] = []
+        for lane in dict.fromkeys((target, recipient) for _, target, recipient in candidates):
+            ids = queued.get(lane, [])
+            if wanted and len(wanted) + len(ids) > CLAIM_MAX:
+                continue
+            wanted += [(position, row_id, lane) for position, row_id in ids[:CLAIM_LANE_MAX]]
+        wanted.sort()  # send order across lanes, as the rows fell due
+        locking = select(Outbox).where(Outbox.id.in_([row_id for _, row_id, _ in wanted]), _claimable(now))
         if is_postgres(engine):
             locking = locking.with_for_update(skip_locked=True)
         taken = {row.id: row for row in session.exec(locking)}
         claimed, stopped = [], set()
-        for row_id, lane in wanted:  # a row taken meanwhile by another worker stops its lane there
+        for _, row_id, lane in wanted:  # a row taken meanwhile by another worker stops its lane there
             if lane in stopped or row_id not in taken:
                 stopped.add(lane)
                 continue
@@ -182,13 +194,23 @@ def renew_lease(engine: Engine, ids: Sequence[int], worker: str, until: datetime
 
 
 def mark_sent(engine: Engine, ids: Sequence[int], worker: str, now: datetime,
-              receipt_key: str | None = None) -> None:
-    """`receipt_key`: DingTalk's processQueryKey (or openDingId), kept to ask later who read it."""
+              receipt_key: str | None = None, *, digest: bool = False) -> None:
+    """`receipt_key`: DingTalk's processQueryKey (or openDingId), kept to ask later who read it.
+    `digest`: the rows went out as one digest (bot/outbox.py), so the cards some of them were to
+    show never were: they stop being cards, so that no in-place update looks for them, and updates
+    already queued for those cards, having nothing to update, are done with them."""
+    values: dict[str, Any] = {"status": OutboxStatus.SENT, "sent_at": now, "claimed_until": None,
+                              "receipt_key": receipt_key}
     with transaction(engine) as session:
-        result = session.exec(
-            update(Outbox).where(_mine(ids, worker))
-            .values(status=OutboxStatus.SENT, sent_at=now, claimed_until=None, receipt_key=receipt_key)
-        )
+        never_shown = list(session.exec(select(Outbox.card_id).where(_mine(ids, worker), Outbox.card_id.is_not(None))
+                                        .distinct())) if digest else []
+        if digest:
+            values |= {"card_key": None, "card_id": None}
+        result = session.exec(update(Outbox).where(_mine(ids, worker)).values(**values))
+        if never_shown:
+            session.exec(update(Outbox).where(Outbox.card_id.in_(never_shown), Outbox.card_update.is_(True),
+                                              Outbox.status == OutboxStatus.PENDING)
+                         .values(status=OutboxStatus.SENT, sent_at=now, claimed_until=None))
         if receipt_key is not None:
             receipts.watch(session, session.exec(select(Outbox).where(Outbox.id.in_(ids))), now)
     COUNTERS.sent += result.rowcount
@@ -199,12 +221,15 @@ def mark_sent(engine: Engine, ids: Sequence[int], worker: str, now: datetime,
 def purge_sent(engine: Engine, before: datetime, chunk: int = PURGE_CHUNK) -> int:
     """Delete rows sent before `before` (the audit trail keeps what happened; the outbox only
     delivers), a chunk per transaction so writers are never held up for long. Returns how many.
-    A row DingTalk gave a receipt key for stays: its read receipts are evidence and point at it."""
+    A row whose readers are watched or recorded (a colour notice DingTalk gave a receipt key for,
+    storage/receipts.py) stays: its read receipts are evidence and point at it. Other rows go even
+    with a key: DingTalk gives one for nearly every send, and kept they would grow with history."""
     purged = 0
     while True:
         with transaction(engine) as session:
             ids = select(Outbox.id).where(Outbox.status == OutboxStatus.SENT, Outbox.sent_at < before,
-                                          Outbox.receipt_key.is_(None)).limit(chunk)
+                                          ~exists().where(ReadWatch.outbox_id == Outbox.id),
+                                          ~exists().where(ReadReceipt.outbox_id == Outbox.id)).limit(chunk)
             count = session.exec(delete(Outbox).where(Outbox.id.in_(ids.scalar_subquery()))).rowcount
         purged += count
         if count < chunk:

@@ -8,9 +8,12 @@ send at a time can sit between DingTalk's 200 and the outbox's commit (SPEC §7)
 
 from __future__ import annotations
 
+import asyncio
+import tempfile
 from pathlib import Path
 from typing import Any, Literal
 
+from bot.dingtalk.attachment import write_xlsx
 from bot.dingtalk.cards import card_data, deliver_body
 from bot.dingtalk.ding import send_ding
 from bot.dingtalk.markdown import compose
@@ -35,7 +38,8 @@ class DingTalkTransport:
             if self._cards and message.card_id:
                 await self._client.update_card(message.card_id, card_data(message))
             return SendResult()
-        if self._cards and message.actions and message.text.strip() and not (message.image_path or message.file_path):
+        if self._cards and message.actions and message.text.strip() and not (
+                message.image_path or message.file_path or message.attachment):
             if message.target not in ("user", "group"):
                 raise SendError(f"unknown target {message.target!r}", transient=False)
             # DingTalk reports no read status for a card: its receipt is the tap, not a read mark
@@ -48,19 +52,31 @@ class DingTalkTransport:
             media_id = await self._upload(Path(message.image_path), "image")
             payloads.append(("sampleImageMsg", {"photoURL": media_id}))
         elif message.file_path:
-            path = Path(message.file_path)
-            media_id = await self._upload(path, "file")
-            payloads.append(("sampleFile", {"mediaId": media_id, "fileName": path.name,
-                                            "fileType": path.suffix.lstrip(".").lower()}))
+            payloads.append(await self._file(Path(message.file_path)))
+        elif message.attachment:  # a digest's notices, whole: written here, uploaded
+            with tempfile.TemporaryDirectory(prefix="duban-digest-") as directory:
+                path = await asyncio.to_thread(write_xlsx, message.attachment, Path(directory))
+                payloads.append(await self._file(path))
         if message.text.strip():
             markdown = {"title": message.title, "text": compose(message.text, message.actions)}
-            payloads.insert(0, ("sampleMarkdown", markdown))
+            # A caption goes before its file. A digest goes after the file holding the notices it
+            # sums up: the notices' text is out before anything refers to it, and the summary is
+            # what the chat list and the notification show.
+            payloads.insert(len(payloads) if message.attachment else 0, ("sampleMarkdown", markdown))
         result = SendResult()
-        for msg_key, param in payloads:
-            sent = await self._send(message, msg_key, param)
+        for position, (msg_key, param) in enumerate(payloads):
+            try:
+                sent = await self._send(message, msg_key, param)
+            except SendError as exc:
+                if position == 0:  # nothing went out yet: a retry repeats nothing
+                    raise
+                # the first part went out, this one did not: the retry sends that part again
+                raise SendError(f"{exc} (after {payloads[0][0]} went out)", transient=exc.transient,
+                                retry_after=exc.retry_after, maybe_delivered=True) from exc
             result |= sent
-            # the first payload's key: the text (the notice itself) when there is one
-            result.receipt_key = result.receipt_key or sent.receipt_key
+            # the text's key (the notice, the digest a person reads) when there is one
+            if msg_key == "sampleMarkdown" or result.receipt_key is None:
+                result.receipt_key = sent.receipt_key
         return result
 
     async def _ding(self, message: OutgoingMessage) -> SendResult:
@@ -70,6 +86,10 @@ class DingTalkTransport:
         sent = await send_ding(self._client, message.recipients, content, message.ding_remind_type or 1)
         return SendResult({u: SendError(f"ding/send: {u} not reached", transient=False, undeliverable=True)
                            for u in sent.failed}, receipt_key=sent.open_ding_id)
+
+    async def _file(self, path: Path) -> tuple[str, dict[str, Any]]:
+        media_id = await self._upload(path, "file")
+        return "sampleFile", {"mediaId": media_id, "fileName": path.name, "fileType": path.suffix.lstrip(".").lower()}
 
     async def _upload(self, path: Path, kind: Literal["image", "file"]) -> str:
         try:

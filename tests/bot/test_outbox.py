@@ -4,6 +4,7 @@ batched; failures back off (with jitter, after Retry-After); the dead are report
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections import Counter
@@ -17,13 +18,23 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session, select
 
 from bot.clock import FakeClock
-from bot.outbox import MAX_FOLDED_TEXT_BYTES, RetryPolicy, SendPacer, batch, deliver_due, fold
+from bot.outbox import (
+    DIGEST_LISTED,
+    MAX_CARDS_PER_MOMENT,
+    MAX_FOLDED_TEXT_BYTES,
+    RetryPolicy,
+    SendPacer,
+    batch,
+    deliver_due,
+    fold,
+)
 from bot.roster import apply_roster, load_roster
 from bot.simulation import ROSTER
-from bot.transport import OutgoingMessage, SendError
+from bot.transport import OutgoingMessage, SendError, SendResult
 from message_templates.reply import Action, Reply
+from storage import cards
 from storage.db import create_schema, make_engine, transaction
-from storage.models import Outbox, OutboxStatus, ReadReceipt
+from storage.models import Outbox, OutboxStatus, ReadReceipt, ReadWatch
 from storage.outbox import (
     CLAIM_LIMIT,
     COUNTERS,
@@ -283,9 +294,9 @@ async def test_two_workers_at_once_send_every_row_once_in_order(engine: Engine) 
 def test_folding_stops_short_of_dingtalks_size_limit() -> None:
     long = "督" * 1500  # 4,500 bytes
     members = [Outbox(id=i, target="group", recipient="cid", title="t", text=long, deliver_after=NOW,
-                      created_at=NOW) for i in range(1, 8)]
-    messages = fold(members)
-    assert [m.outbox_ids for m in messages] == [(1, 2), (3, 4), (5, 6), (7,)]
+                      created_at=NOW) for i in range(1, 5)]
+    messages = fold(members)  # two messages: more would go as a digest (test_outbox_digest.py)
+    assert [m.outbox_ids for m in messages] == [(1, 2), (3, 4)]
     assert all(len(m.text.encode()) <= MAX_FOLDED_TEXT_BYTES for m in messages)
 
 
@@ -409,3 +420,166 @@ async def test_sent_rows_past_retention_are_purged_and_nothing_else(engine: Engi
     left = rows(engine)
     assert old not in left and {recent, waiting, dead, evidence} <= set(left)
     assert undelivered_counts(engine)[OutboxStatus.DEAD] == 1
+
+
+# -- issue 12: one recipient, one moment, one message -----------------------------------------------
+
+class KeyedTransport(FakeTransport):
+    """DingTalk's answer carries a read-receipt key (processQueryKey, openDingId) per call."""
+
+    async def send(self, message: OutgoingMessage) -> Mapping[str, SendError] | None:
+        failures = await super().send(message)
+        return SendResult(failures, receipt_key=f"pqk-{len(self.calls)}")
+
+
+def add_notices(engine: Engine, recipient: str, colours: Mapping[str, int], *, at: datetime = NOW,
+                ding: bool = False) -> list[int]:
+    """Rows shaped as the engine writes them: "<emoji> <colour>督办单 <code>", about 800 bytes each,
+    and (if `ding`) a DING after each yellow and red one."""
+    marks = {"红": "🔴", "黄": "🟡", "蓝": "🔵"}
+    ids, number = [], itertools.count(1)
+    with transaction(engine) as session:
+        for colour, count in colours.items():
+            for _ in range(count):
+                code = f"DB-2026-{next(number):04d}-{colour}1"
+                row = enqueue(session, Reply(title=f"{marks[colour]} {colour}色督办单 {code}", text=f"{code} " + "督" * 260,
+                                             actions=(Action("办结", f"办结 {code} "),)),
+                              target="user", recipient=recipient, deliver_after=at, now=at)
+                session.flush()
+                ids.append(row.id)
+                if ding and colour != "蓝":
+                    enqueue(session, Reply(title=f"📳 DING 提醒 {code}", text=f"{colour}色督办单 {code} 已发给您"),
+                            target="user", recipient=recipient, deliver_after=at, now=at, ding_remind_type=1)
+    return ids
+
+
+async def test_a_recipient_with_hundreds_of_rows_gets_one_digest_and_each_row_its_receipt_key(engine: Engine) -> None:
+    ids = add_notices(engine, "u_zhujian", {"蓝": 500, "黄": 60, "红": 40})
+    transport = KeyedTransport()
+
+    assert await deliver_due(engine, transport, NOW, "w1") == 1
+    [digest] = transport.sent
+    assert digest.outbox_ids == tuple(ids) and digest.attachment is not None
+    assert [title for title, _ in digest.attachment.items] == [r.title for r in rows(engine).values()]
+    assert [text for _, text in digest.attachment.items] == [r.text for r in rows(engine).values()]  # whole
+    assert "🔴 红色督办单 **40**　🟡 黄色督办单 **60**　🔵 蓝色督办单 **500**" in digest.text
+    listed = [line for line in digest.text.splitlines() if line.startswith("- ")]
+    assert all("红色督办单" in line for line in listed[:DIGEST_LISTED]) and "其余580条" in listed[-1]
+    assert len(digest.text.encode()) < MAX_FOLDED_TEXT_BYTES and {a.command for a in digest.actions} == {"我的", "台账"}
+    state = rows(engine)
+    assert all(r.status == OutboxStatus.SENT and r.attempts == 1 and r.receipt_key == "pqk-1" for r in state.values())
+    assert COUNTERS.sent >= len(ids)
+
+
+async def test_a_mixed_burst_reaches_each_chat_in_one_call_with_its_dings_apart(engine: Engine) -> None:
+    head = add_notices(engine, "u_zhujian", {"红": 8, "黄": 12, "蓝": 40}, ding=True)
+    other = add_notices(engine, "u_yingji", {"蓝": 2})  # few: folded whole, as ever
+    group = add_notices(engine, "cid_leaders", {"红": 45})  # three messages' worth: a digest
+    with transaction(engine) as session:
+        for row in session.exec(select(Outbox).where(Outbox.recipient == "cid_leaders")):
+            row.target = "group"
+            session.add(row)
+    transport = KeyedTransport(max_batch=20)
+
+    await drain(engine, transport)
+
+    chat = Counter(r for m in transport.calls if not m.ding_remind_type for r in m.recipients)
+    assert chat == {"u_zhujian": 1, "u_yingji": 1, "cid_leaders": 1}  # a file with it: two messages at most
+    digest, *dings = [m for m in transport.sent if m.recipient == "u_zhujian"]
+    assert digest.attachment is not None and sorted(digest.outbox_ids) == head
+    # DINGs stay one per yellow and red notice, each naming its own, after the digest that holds it
+    assert len(dings) == 20 and all(m.ding_remind_type == 1 and len(m.outbox_ids) == 1 for m in dings)
+    assert all(m.text in {r.text for r in rows(engine).values()} for m in dings)
+    [folded] = [m for m in transport.sent if m.recipient == "u_yingji"]
+    assert folded.attachment is None and folded.outbox_ids == tuple(other)  # the notices themselves
+    [in_group] = [m for m in transport.sent if m.recipient == "cid_leaders"]
+    assert in_group.attachment is not None and in_group.outbox_ids == tuple(group)
+    state = rows(engine)
+    assert transport.delivered_ids() == Counter(dict.fromkeys(state, 1))  # each row once, none lost
+    assert all(r.status == OutboxStatus.SENT and r.receipt_key for r in state.values())
+    assert len({state[i].receipt_key for i in digest.outbox_ids}) == 1
+
+
+class Crash(BaseException):
+    """The process dies: nothing after this line of the round runs (no mark, no release)."""
+
+
+async def test_a_crash_mid_digest_leaves_the_rows_to_be_taken_over_and_the_resend_flagged(
+        engine: Engine, caplog: pytest.LogCaptureFixture) -> None:
+    ids = add_notices(engine, "u_zhujian", {"蓝": 100})
+    dies = FakeTransport(outcome=lambda m: (_ for _ in ()).throw(Crash()))  # DingTalk has it; we die
+    with pytest.raises(Crash):
+        await deliver_due(engine, dies, NOW, "w1")
+    assert all(r.status == OutboxStatus.SENDING for r in rows(engine).values())
+    assert claim_due(engine, NOW + LEASE - timedelta(seconds=1), "w2") == []  # w1's lease still holds them
+
+    before = COUNTERS.lease_expired
+    transport = FakeTransport()
+    assert await deliver_due(engine, transport, NOW + LEASE + timedelta(seconds=1), "w2") == 1
+    [again] = transport.sent
+    assert again.attachment is not None and again.outbox_ids == tuple(ids)  # the same digest, once more
+    assert all(r.status == OutboxStatus.SENT and r.attempts == 2 for r in rows(engine).values())
+    assert COUNTERS.lease_expired == before + len(ids)
+    flagged = {r.getMessage() for r in caplog.records if "possible duplicate" in r.getMessage()}
+    assert all(any(f"row={i} " in line for line in flagged) for i in ids)
+    assert await deliver_due(engine, transport, NOW + 2 * LEASE, "w2") == 0  # and no third time
+
+
+async def test_a_claim_takes_recipients_whole_and_never_cuts_a_burst_in_two(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("storage.outbox.CLAIM_MAX", 50)
+    with transaction(engine) as session:
+        for n in range(90):  # interleaved, as the engine writes them
+            enqueue(session, Reply(title="蓝色督办单", text=f"第{n}项"), target="user",
+                    recipient=("u_zhujian", "u_yingji", "u_jiaoyu")[n % 3], deliver_after=NOW, now=NOW)
+    transport = FakeTransport()
+    await drain(engine, transport)
+    assert Counter(m.recipient for m in transport.sent) == {"u_zhujian": 1, "u_yingji": 1, "u_jiaoyu": 1}
+    assert transport.delivered_ids() == Counter(dict.fromkeys(rows(engine), 1))
+
+
+async def test_rows_sent_past_retention_go_even_with_a_receipt_key_unless_their_reads_are_watched(
+        engine: Engine) -> None:
+    add(engine, "u_zhujian", "一条回复")
+    watched = add(engine, "u_zhujian", "蓝色督办单")
+    await deliver_due(engine, KeyedTransport(), NOW, "w1")
+    with transaction(engine) as session:
+        session.add(ReadWatch(outbox_id=watched, channel="user", sent_at=NOW, next_poll_at=NOW))
+    assert {r.receipt_key for r in rows(engine).values()} == {"pqk-1"}
+    assert purge_sent(engine, NOW + timedelta(days=1)) == 1
+    assert set(rows(engine)) == {watched}  # the reply went though DingTalk gave it a key
+
+
+async def test_a_burst_of_cards_goes_as_one_digest_and_updates_queued_for_them_have_nothing_to_update(
+        engine: Engine) -> None:
+    def notice(session: Session, recipient: str, task_id: int) -> Outbox:
+        code = f"DB-2026-{task_id:04d}"
+        return enqueue(session, Reply(title=f"🔵 蓝色督办单 {code}-B1", text=f"{code} 已到期",
+                                      actions=(Action("办结", f"办结 {code} "),)),
+                       target="user", recipient=recipient, deliver_after=NOW, now=NOW, task_id=task_id)
+
+    with transaction(engine) as session:
+        many = [notice(session, "u_zhujian", t) for t in range(1, MAX_CARDS_PER_MOMENT + 2)]
+        few = [notice(session, "u_yingji", t) for t in range(1, MAX_CARDS_PER_MOMENT + 1)]
+        session.flush()
+        card = many[0].card_id
+        assert card and all(r.card_id for r in many + few)
+        later = Outbox(target="user", recipient="u_zhujian", title="t", text="已签收", deliver_after=NOW + timedelta(hours=1),
+                       created_at=NOW, card_key=many[0].card_key, card_id=card, card_update=True)
+        session.add(later)
+        session.flush()
+        later_id = later.id
+    transport = FakeTransport()
+    transport.shows_cards = True  # type: ignore[attr-defined]
+
+    await drain(engine, transport)
+
+    [digest] = [m for m in transport.sent if m.recipient == "u_zhujian"]
+    assert digest.attachment is not None and digest.card_id is None and len(digest.outbox_ids) == len(many)
+    assert [m.card_id for m in transport.sent if m.recipient == "u_yingji"] == [r.card_id for r in few]
+    state = rows(engine)
+    assert all(state[r.id].card_id is None and state[r.id].card_key is None for r in many)  # never shown
+    assert state[later_id].status == OutboxStatus.SENT  # its card never was: nothing to update
+    assert not [m for m in transport.calls if m.card_update]
+    with Session(engine) as session:
+        assert [c.recipient for c in cards.shown(session, [f"t.{t}" for t in range(1, 9)])] == ["u_yingji"] * len(few)

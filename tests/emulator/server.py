@@ -12,6 +12,7 @@ chatbot.py, and the Open Platform pages for each API.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import random
 import time
@@ -73,10 +74,11 @@ class Delivery:
     msg_key: str
     param: dict[str, Any]
     at_user_ids: tuple[str, ...] = ()
+    file_text: str = ""  # what a sent spreadsheet says (`file_text`): the file reached them too
 
     @property
     def text(self) -> str:
-        return str(self.param.get("text") or self.param.get("content") or "")
+        return str(self.param.get("text") or self.param.get("content") or self.file_text)
 
 
 @dataclass
@@ -119,6 +121,7 @@ class Emulator:
         self.departments: dict[int, Department] = {}
         self.users: dict[str, OrgUser] = {}
         self.media: dict[str, str] = {}  # media_id -> file name
+        self.media_content: dict[str, bytes] = {}  # media_id -> the uploaded bytes
         self.port = 0
         self._rng = random.Random(seed)
         self._tickets: set[str] = set()
@@ -446,7 +449,8 @@ class Emulator:
         invalid = [u for u in user_ids if u in self.invalid_users]
         for user_id in user_ids:
             if user_id not in invalid:
-                self.deliveries.append(Delivery("user", user_id, body["msgKey"], param))
+                self.deliveries.append(Delivery("user", user_id, body["msgKey"], param,
+                                                file_text=self.file_text(body["msgKey"], param)))
         key = uuid.uuid4().hex
         self.receipts.remember(key, "user", tuple(u for u in user_ids if u not in invalid))
         return web.json_response({"processQueryKey": key, "invalidStaffIdList": invalid,
@@ -460,7 +464,8 @@ class Emulator:
             return _bad("openConversationId 不能为空")
         if len(body["msgParam"].encode()) > MAX_GROUP_PARAM_BYTES:
             return _bad("msgParam 超过 15000 字节")
-        self.deliveries.append(Delivery("group", body["openConversationId"], body["msgKey"], param))
+        self.deliveries.append(Delivery("group", body["openConversationId"], body["msgKey"], param,
+                                        file_text=self.file_text(body["msgKey"], param)))
         key = uuid.uuid4().hex
         self.receipts.remember(key, "group", (body["openConversationId"],))
         return web.json_response({"processQueryKey": key})
@@ -494,6 +499,8 @@ class Emulator:
             return web.json_response({"errcode": 40004, "errmsg": "不合法的媒体文件类型"})
         media_id = f"@lA{uuid.uuid4().hex[:20]}"
         self.media[media_id] = getattr(media, "filename", "")
+        if isinstance(media, web.FileField):
+            self.media_content[media_id] = media.file.read()
         return web.json_response({"errcode": 0, "errmsg": "ok", "media_id": media_id, "type": kind,
                                   "created_at": int(time.time() * 1000)})
 
@@ -527,6 +534,21 @@ class Emulator:
                     "dept_id_list": user.dept_ids, "active": True, "admin": False})
 
     # -- for assertions -----------------------------------------------------------------------
+
+    def file_text(self, msg_key: str, param: dict[str, Any]) -> str:
+        """A sent .xlsx's text cells, row by row, joined as folded messages are: what the person can
+        read in it (an outbox digest's whole notices)."""
+        content = self.media_content.get(str(param.get("mediaId"))) if msg_key == "sampleFile" else None
+        if not content or not self.media.get(str(param.get("mediaId")), "").endswith(".xlsx"):
+            return ""
+        from openpyxl import load_workbook
+
+        try:
+            book = load_workbook(io.BytesIO(content), read_only=True)
+        except Exception:  # named .xlsx, but no spreadsheet (a test's stand-in bytes): nothing to read
+            return ""
+        return "\n\n---\n\n".join(str(value) for sheet in book.worksheets for row in sheet.iter_rows(values_only=True)
+                                  for value in row if isinstance(value, str))
 
     def to(self, recipient: str, channel: str | None = None) -> list[Delivery]:
         return [d for d in self.deliveries if d.to == recipient and channel in (None, d.channel)]
