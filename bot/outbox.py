@@ -103,20 +103,21 @@ def fold(rows: Sequence[Outbox], cards: bool = False) -> list[OutgoingMessage]:
     groups: dict[tuple, list[Outbox]] = {}
     for row in rows:
         if row.card_update:
-            key: tuple = (row.target, row.recipient, "update", row.card_id)
+            key: tuple = (row.target, row.recipient, "update", row.card_id, False)
         else:
-            key = (row.target, row.recipient, row.deliver_after, row.card_id if cards else None)
+            # a plain row (a colour notice) folds only with plain rows: they go as one message
+            key = (row.target, row.recipient, row.deliver_after, row.card_id if cards else None, row.plain and cards)
         groups.setdefault(key, []).append(row)
     messages = []
-    for (target, recipient, _, card_id), members in groups.items():
+    for (target, recipient, _, card_id, _), members in groups.items():
         if members[0].card_update:
             newest = members[-1]
             messages.append(_message(target, recipient, [newest], card_id, update=True,
                                      ids=tuple(m.id for m in members if m.id is not None)))
             continue
         # files, images and DINGs travel alone: DingTalk sends them by their own types or APIs
-        plain = [m for m in members if not (m.image_path or m.file_path or m.ding_remind_type)]
-        chunks = _by_size(plain) + [[m] for m in members if m.image_path or m.file_path or m.ding_remind_type]
+        texts = [m for m in members if not (m.image_path or m.file_path or m.ding_remind_type)]
+        chunks = _by_size(texts) + [[m] for m in members if m.image_path or m.file_path or m.ding_remind_type]
         messages += [_message(target, recipient, chunk, card_id) for chunk in chunks]
     return messages
 
@@ -137,6 +138,7 @@ def _message(target: str, recipient: str, chunk: list[Outbox], card_id: str | No
         card_id=card_id,
         card_update=update,
         ding_remind_type=chunk[0].ding_remind_type,
+        plain=chunk[0].plain,
     )
 
 

@@ -36,6 +36,7 @@ class OutgoingMessage:
     card_id: str | None = None  # the interactive card it shows (outTrackId), when it is one
     card_update: bool = False  # it only updates that card in place
     ding_remind_type: int | None = None  # a DING (robot/ding/send), not a chat message
+    plain: bool = False  # a chat message even when cards are on (Outbox.plain: a colour notice)
 
     @property
     def recipient(self) -> str:
