@@ -115,6 +115,10 @@ async def sync_once(engine: Engine, client: OpenApiClient, now: datetime, *, lia
             await _sync(engine, client, want, now, board_url)
         except SendError as exc:  # the next round tries again; a lost create is found by its sourceId
             log.warning("待办 for %s (%s) not synced: %s", want.code, want.user_id, exc)
+            if not exc.transient and not want.holds and want.union_id:
+                # refused for one who no longer holds it (left the organisation, say): not asked again
+                await asyncio.to_thread(todos.save, engine, want.task_id, want.union_id, want.user_id, now,
+                                        synced_done=True, synced_subject=want.subject)
 
 
 async def run_todos(engine: Engine, client: OpenApiClient, clock: Clock, stop: asyncio.Event,

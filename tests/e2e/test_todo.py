@@ -144,3 +144,18 @@ async def test_liaisons_get_a_todo_only_when_set_and_each_links_to_the_task_page
     await world.say(OFFICE, f"销号 {second.code}")
     await sync_once(world.engine, world.client, world.clock.now(), liaisons=True)
     assert liaison.done and all(t.done for t in emulator.todos.tasks.values() if t.source_id == second.code)
+
+
+async def test_a_close_dingtalk_refuses_for_one_who_left_is_not_asked_again(world: World, tmp_path: Path) -> None:
+    emulator = world.emulator
+    _org(world, (HEAD, "王建华"), (OTHER_HEAD, "李强"))
+    await world.say("u_xianzhang", "交办 县住建局 燃气隐患排查 截止12月10日", group="cid_all_units")
+    [task] = world.tasks()
+    await sync_once(world.engine, world.client, world.clock.now())
+    [old] = emulator.todos.of(f"union_{HEAD}")
+    del emulator.todos.tasks[old.id]  # gone with the person's account: DingTalk answers "task not exist"
+    await world.say(OFFICE, f"改派 {task.code} 县应急局")
+    for _ in range(3):
+        await sync_once(world.engine, world.client, world.clock.now())
+    assert len(emulator.calls(f"/v1.0/todo/users/union_{HEAD}/tasks/{old.id}")) == 1
+    assert len(emulator.todos.of(f"union_{OTHER_HEAD}")) == 1
