@@ -90,7 +90,8 @@ def _wants(session: Session, task: Task, links: Iterable[TodoLink], liaisons: bo
                         union_id=link.union_id if link else person.union_id, link=link))
     held = {w.link.union_id for w in out if w.link}
     for link in links:  # the 待办 of people who no longer hold it, or of a task that is over
-        subject = moved if is_open else None  # a task over: its 待办 done, its subject left as it is
+        # a task over, or one nobody holds now (its unit left the roster): done, its subject left as it is
+        subject = moved if people else None
         if link.union_id in held or link.synced_done and subject in (None, link.synced_subject or title):
             continue
         out.append(Want(task_id=task.id or 0, code=task.code, subject=subject, created_subject=title,
