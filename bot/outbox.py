@@ -48,7 +48,7 @@ log = logging.getLogger(__name__)
 # DingTalk rejects a group message whose msgParam exceeds 15,000 bytes; folding stops well short,
 # leaving room for the title, the action links and JSON escaping.
 MAX_FOLDED_TEXT_BYTES = 12_000
-# A recipient's plain rows due at one moment go as at most this many folded messages; more, and
+# A recipient's text rows due at one moment go as at most this many folded messages; more, and
 # they go as one digest with their whole text attached (`_digest`): one person, one message.
 MAX_MESSAGES_PER_MOMENT = 2
 # A card is one task's live panel with its buttons: a handful due together still reads as a list of
@@ -135,12 +135,12 @@ def fold(rows: Sequence[Outbox], cards: bool = False) -> list[OutgoingMessage]:
                 messages.append(_message(target, recipient, [members[-1]], key[3], update=True, ids=ids))
             continue
         # files and images travel alone, DINGs by their own API: neither can be folded into text
-        plain = [m for m in members if not (m.image_path or m.file_path or m.ding_remind_type)]
-        shown = _shown(plain, cards)
+        texts = [m for m in members if not (m.image_path or m.file_path or m.ding_remind_type)]
+        shown = _shown(texts, cards)
         shown_cards = sum(1 for card_id, _ in shown if card_id)
         if len(shown) - shown_cards > MAX_MESSAGES_PER_MOMENT or shown_cards > MAX_CARDS_PER_MOMENT:
-            messages.append(_digest(target, recipient, plain))
-            digested.update({(target, recipient, m.card_id): len(messages) - 1 for m in plain if m.card_id})
+            messages.append(_digest(target, recipient, texts))
+            digested.update({(target, recipient, m.card_id): len(messages) - 1 for m in texts if m.card_id})
         else:
             messages += [_message(target, recipient, chunk, card_id) for card_id, chunk in shown]
         # after the text, one per row: each DING points at its own notice, already in the chat
@@ -151,11 +151,12 @@ def fold(rows: Sequence[Outbox], cards: bool = False) -> list[OutgoingMessage]:
 
 def _shown(rows: list[Outbox], cards: bool) -> list[tuple[str | None, list[Outbox]]]:
     """How a moment's text rows would be shown: each card's rows folded into it (with `cards`),
-    the rest folded into messages up to the size DingTalk takes."""
-    by_card: dict[str | None, list[Outbox]] = {}
+    the rest folded into messages up to the size DingTalk takes; with `cards`, a plain row (a colour
+    notice, whose read receipt is evidence) folds only with plain rows, into a message, never a card."""
+    by_card: dict[tuple[str | None, bool], list[Outbox]] = {}
     for row in rows:
-        by_card.setdefault(row.card_id if cards else None, []).append(row)
-    return [(card_id, chunk) for card_id, members in by_card.items() for chunk in _by_size(members)]
+        by_card.setdefault((row.card_id, row.plain) if cards else (None, False), []).append(row)
+    return [(card_id, chunk) for (card_id, _), members in by_card.items() for chunk in _by_size(members)]
 
 
 def _message(target: str, recipient: str, chunk: list[Outbox], card_id: str | None, *, update: bool = False,
@@ -174,6 +175,7 @@ def _message(target: str, recipient: str, chunk: list[Outbox], card_id: str | No
         card_id=card_id,
         card_update=update,
         ding_remind_type=chunk[0].ding_remind_type,
+        plain=chunk[0].plain,
     )
 
 
@@ -252,7 +254,7 @@ def _merge_same(messages: list[OutgoingMessage], max_batch: int) -> list[Outgoin
             order.append(message)
             continue
         key = (message.title, message.text, message.actions, message.image_path, message.file_path,
-               message.card_update, message.ding_remind_type)
+               message.card_update, message.ding_remind_type, message.plain, message.attachment)
         if key not in same:
             same[key] = []
             order.append(key)

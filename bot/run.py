@@ -194,8 +194,9 @@ class Service:
         self._tasks["receipts"] = asyncio.create_task(run_receipts(self.engine, self.client, self.clock,
                                                                   self._stop_sending))
         if self.dingtalk.todo:
-            self._tasks["todos"] = asyncio.create_task(run_todos(self.engine, self.client, self.clock,
-                                                                self._stop_sending))
+            self._tasks["todos"] = asyncio.create_task(run_todos(
+                self.engine, self.client, self.clock, self._stop_sending, liaisons=self.dingtalk.todo_liaisons,
+                board_url=self.settings.dashboard_url))
         self.waker.start()
         # bulletins: a daily look at work_start, when reports fall due (each knows whether it is due
         # and goes out once per period), and one look now, so one due while the bot was down goes out

@@ -45,6 +45,7 @@ class OutgoingMessage:
     card_update: bool = False  # it only updates that card in place
     ding_remind_type: int | None = None  # a DING (robot/ding/send), not a chat message
     attachment: Attachment | None = None  # a digest's full text, as a file after the markdown
+    plain: bool = False  # a chat message even when cards are on (Outbox.plain: a colour notice)
 
     @property
     def recipient(self) -> str:

@@ -408,8 +408,10 @@ def _deliver(rows: Rows, task: Task, notice: Notice, unit: Unit, now: datetime, 
         return
     reply = render(f"notice_{notice.kind}", actions=task_actions(task, at), **ctx)
     if head:
+        # a colour notice goes as a chat message even when cards are on: DingTalk reports who read a
+        # message, never a card; the task's card beside it is updated in place (reminders/cards.py)
         rows.outbox(reply, target="user", recipient=head.user_id, deliver_after=at, now=now,
-                    task_id=task.id, notice_id=notice.id)
+                    task_id=task.id, notice_id=notice.id, plain=notice.kind in COLOURS)
         ding = {NoticeKind.RED: policy.rules.ding_red, NoticeKind.YELLOW: policy.rules.ding_yellow}.get(notice.kind)
         if ding:  # after the notice in the head's queue: the DING points at a message already there
             rows.outbox(render("notice_ding", **ctx), target="user", recipient=head.user_id,

@@ -39,7 +39,9 @@ def place(session: Session, row: dict[str, Any], placed: dict[tuple, str] | None
     """Give a new row's columns (storage/outbox.py outbox_values) their card: the card of a row still
     waiting in the same chat for the same moment (they will fold into one), or a new one. `placed`
     holds the cards given to rows not yet written (the engine's batch), by chat and moment."""
-    key = card_key([Action(label, command) for label, command in row["actions"]], row["task_id"])
+    # a plain row (a colour notice) is a message, whose read status DingTalk reports: never a card
+    key = None if row.get("plain") else card_key([Action(label, command) for label, command in row["actions"]],
+                                                  row["task_id"])
     row["card_key"], row["card_id"], row["card_update"] = key, None, False
     if key is None:
         return

@@ -241,6 +241,10 @@ class Outbox(SQLModel, table=True):
     card_key: str | None = Field(default=None, index=True)
     card_id: str | None = None
     card_update: bool = False
+    # a chat message even when cards are on: a colour notice to a unit's head, because DingTalk reports
+    # read status (processQueryKey) for robot messages and never for cards; the task's card beside it
+    # is updated in place
+    plain: bool = False
 
     # a DING, not a chat message: 1 in-app, 2 SMS, 3 phone (robot/ding/send remindType)
     ding_remind_type: int | None = None
@@ -294,14 +298,18 @@ class Undeliverable(SQLModel, table=True):
 
 
 class TodoLink(SQLModel, table=True):
-    """A task's DingTalk 待办 in its lead unit's head's list, as last synced (bot/todo_job.py)."""
+    """A task's DingTalk 待办 in one person's list (the lead unit's head; its liaisons too when
+    DUBAN_DINGTALK_TODO_LIAISONS is on), as last synced (bot/todo_job.py). One who no longer holds
+    the task (改派 to another unit, a new head on the roster) keeps the row, with the 待办 closed."""
 
     task_id: int = Field(primary_key=True, foreign_key="task.id")
-    union_id: str  # the owner and executor
+    union_id: str = Field(primary_key=True)  # the owner and executor
+    user_id: str = ""  # the owner's userId: whom a tick prompts
     todo_id: str | None = None  # DingTalk's id; None until created, or found again by sourceId
     synced_due: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     synced_done: bool = False
-    ticked_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))  # head ticked it done
+    synced_subject: str | None = None  # None: the subject it was created with
+    ticked_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))  # owner ticked it done
     next_check_at: datetime = Field(sa_column=_at())
 
 

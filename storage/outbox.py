@@ -59,18 +59,22 @@ def enqueue(
     task_id: int | None = None,
     notice_id: int | None = None,
     ding_remind_type: int | None = None,
+    plain: bool = False,
 ) -> Outbox:
     row = Outbox(**outbox_values(session, reply, target=target, recipient=recipient, deliver_after=deliver_after,
-                                 now=now, task_id=task_id, notice_id=notice_id, ding_remind_type=ding_remind_type))
+                                 now=now, task_id=task_id, notice_id=notice_id, ding_remind_type=ding_remind_type,
+                                 plain=plain))
     session.add(row)
     return row
 
 
 def outbox_values(session: Session, reply: Reply, *, target: str, recipient: str, deliver_after: datetime,
                   now: datetime, task_id: int | None = None, notice_id: int | None = None,
-                  ding_remind_type: int | None = None, placed: dict[tuple, str] | None = None) -> dict[str, Any]:
+                  ding_remind_type: int | None = None, placed: dict[tuple, str] | None = None,
+                  plain: bool = False) -> dict[str, Any]:
     """A queued message's columns, its card included (storage/cards.py `place`, which sees `placed`,
-    the cards of rows not yet written), for `enqueue` and for the engine's bulk insert."""
+    the cards of rows not yet written), for `enqueue` and for the engine's bulk insert. `plain`: a
+    chat message even when cards are on (Outbox.plain)."""
     row = {
         "target": target,
         "recipient": recipient,
@@ -84,6 +88,7 @@ def outbox_values(session: Session, reply: Reply, *, target: str, recipient: str
         "task_id": task_id,
         "notice_id": notice_id,
         "ding_remind_type": ding_remind_type,
+        "plain": plain,
     }
     cards.place(session, row, placed)
     return row

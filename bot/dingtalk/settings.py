@@ -37,6 +37,7 @@ class DingTalkSettings(BaseSettings):
     reconnect_max_seconds: float = 30.0
     # a DingTalk 待办 per task for the lead unit's head (needs the 待办 permissions: docs/deploy.md)
     todo: bool = True
+    todo_liaisons: bool = False  # and one for each of the unit's liaisons (联络员) too
 
     @model_validator(mode="after")
     def _defaults(self) -> DingTalkSettings:

@@ -27,6 +27,7 @@ class Todo:
     id: str
     due: datetime | None
     done: bool
+    subject: str
 
 
 def _path(union_id: str, rest: str = "") -> str:
@@ -35,7 +36,7 @@ def _path(union_id: str, rest: str = "") -> str:
 
 def _todo(body: dict) -> Todo:
     due = body.get("dueTime")
-    return Todo(id=str(body["id"]), done=bool(body.get("done")),
+    return Todo(id=str(body["id"]), done=bool(body.get("done")), subject=str(body.get("subject") or ""),
                 due=to_shanghai(datetime.fromtimestamp(int(due) / 1000, tz=UTC)) if due else None)
 
 
@@ -55,11 +56,14 @@ async def find(client: OpenApiClient, union_id: str, source_id: str) -> Todo | N
     return _todo(body) if body.get("id") else None
 
 
-async def create(client: OpenApiClient, union_id: str, source_id: str, subject: str, due: datetime) -> Todo:
-    body = await client.api("POST", _path(union_id), params={"operatorId": union_id}, json={
+async def create(client: OpenApiClient, union_id: str, source_id: str, subject: str, due: datetime,
+                 detail_url: str | None = None) -> Todo:
+    body: dict[str, object] = {
         "sourceId": source_id, "subject": subject, "creatorId": union_id, "executorIds": [union_id],
-        "dueTime": _ms(due), "priority": PRIORITY_URGENT, "isOnlyShowExecutor": True})
-    return _todo(body)
+        "dueTime": _ms(due), "priority": PRIORITY_URGENT, "isOnlyShowExecutor": True}
+    if detail_url:  # CreateTodoTaskRequestDetailUrl: where a tap on the 待办 opens, on phone and PC
+        body["detailUrl"] = {"appUrl": detail_url, "pcUrl": detail_url}
+    return _todo(await client.api("POST", _path(union_id), params={"operatorId": union_id}, json=body))
 
 
 async def get(client: OpenApiClient, union_id: str, todo_id: str) -> Todo:
@@ -67,12 +71,14 @@ async def get(client: OpenApiClient, union_id: str, todo_id: str) -> Todo:
 
 
 async def update(client: OpenApiClient, union_id: str, todo_id: str, *, due: datetime | None = None,
-                 done: bool | None = None) -> None:
+                 done: bool | None = None, subject: str | None = None) -> None:
     body: dict[str, object] = {}
     if due is not None:
         body["dueTime"] = _ms(due)
     if done is not None:
         body["done"] = done
+    if subject is not None:
+        body["subject"] = subject
     await client.api("PUT", _path(union_id, f"/{quote(todo_id, safe='')}"), params={"operatorId": union_id},
                      json=body)
 

@@ -38,11 +38,12 @@ class DingTalkTransport:
             if self._cards and message.card_id:
                 await self._client.update_card(message.card_id, card_data(message))
             return SendResult()
-        if self._cards and message.actions and message.text.strip() and not (
-                message.image_path or message.file_path or message.attachment):
+        if (self._cards and message.actions and message.text.strip() and not message.plain
+                and not (message.image_path or message.file_path or message.attachment)):
             if message.target not in ("user", "group"):
                 raise SendError(f"unknown target {message.target!r}", transient=False)
-            # DingTalk reports no read status for a card: its receipt is the tap, not a read mark
+            # DingTalk reports no read status for a card (createAndDeliver answers deliverResults, no
+            # processQueryKey): a colour notice, whose reading is evidence, comes plain (Outbox.plain)
             await self._client.create_and_deliver_card(deliver_body(message, self._robot_code))
             return SendResult()
         payloads = []

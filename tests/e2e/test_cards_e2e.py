@@ -5,21 +5,27 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 from sqlmodel import Session, select
 
+from bot.receipts_job import poll_once
 from storage.models import (
     AuditEvent,
     Notice,
     NoticeKind,
     NoticeStatus,
+    Outbox,
     OutboxStatus,
     ProgressReport,
     TaskStatus,
 )
+from storage.tz import shanghai
 from tests.emulator import Emulator, Fault
+from tests.helpers import HEAD, OFFICE
 
 ASSIGN = "交办 县住建局 燃气隐患排查 截止12月10日"
 
@@ -242,3 +248,61 @@ async def test_card_sends_and_updates_survive_dingtalk_failures(world) -> None:
     await world.deliver_all()
     assert card.labels == ["汇报进展", "申请延期", "办结"]
     assert {row.status for row in world.outbox()} == {OutboxStatus.SENT}
+
+
+async def test_colour_notices_are_messages_with_read_receipts_beside_the_card_updated_in_place(world) -> None:
+    """Cards on (production's default): each colour notice reaches the head as one markdown message,
+    whose read status DingTalk reports (a card's it never does), while the task's card is updated
+    in place; the read shows in 查询, 台账 and the Excel file, and the red notice names the head who
+    left the yellow unread."""
+    emulator = world.emulator
+    world.bot.settings.rules.auto_issue = True  # yellow and red issued at once, unsigned
+    await world.say("u_xianzhang", "交办 县住建局 燃气隐患排查 截止11月24日", group="cid_all_units")
+    await world.deliver_all()
+    [card] = emulator.cards.on("user", HEAD)
+    world.clock.set(shanghai(2026, 11, 25, 9, 0))
+    world.bot.tick()
+    await world.deliver_all()
+
+    with Session(world.engine) as session:
+        [blue] = session.exec(select(Notice).where(Notice.kind == NoticeKind.BLUE)).all()
+        [row] = session.exec(select(Outbox).where(Outbox.notice_id == blue.id, Outbox.recipient == HEAD)).all()
+    sends = [c for c in emulator.calls("/v1.0/robot/oToMessages/batchSend") if blue.code in c.body["msgParam"]]
+    assert len(sends) == 1 and sends[0].body["userIds"] == [HEAD] and sends[0].body["msgKey"] == "sampleMarkdown"
+    assert "dtmd://dingtalkclient/sendMessage" in json.loads(sends[0].body["msgParam"])["text"]  # its actions
+    assert row.receipt_key and not row.card_key and row.status == OutboxStatus.SENT
+    assert not any(blue.code in c.markdown for c in emulator.cards.on("user", HEAD))  # no card for it
+    assert "🔵蓝色" in card.markdown  # the task's card, updated in place
+
+    read_at = shanghai(2026, 11, 25, 9, 14)
+    assert emulator.receipts.read(HEAD, read_at) >= 1
+    world.clock.set(shanghai(2026, 11, 25, 9, 10))
+    assert await poll_once(world.engine, world.client, world.clock.now()) >= 1
+    code = world.tasks()[0].code
+    await world.say(OFFICE, f"查询 {code}")
+    await world.say(OFFICE, "台账")
+    shown = [d.text for d in emulator.to(f"cid{OFFICE}single", "webhook")]
+    assert "已读 11月25日 09:14" in shown[-2] and "已读 11月25日 09:14" in shown[-1], shown[-2:]
+    assert "钉钉未回报已读" not in shown[-2]
+    await world.say(OFFICE, "台账 导出")
+    [export] = [r for r in world.outbox() if r.file_path and r.status == OutboxStatus.PENDING]
+    await world.deliver_all()
+    [[*_, cell]] = list(load_workbook(str(export.file_path))["督办台账"].iter_rows(min_row=2))
+    assert "已读 11月25日 09:14" in cell.value
+
+    for day in range(1, 24):  # yellow, then red; the head reads nothing more
+        world.clock.set(shanghai(2026, 11, 25, 9, 0) + timedelta(days=day))
+        world.bot.tick()
+        await world.deliver_all()
+        await poll_once(world.engine, world.client, world.clock.now())
+    with Session(world.engine) as session:
+        colours = session.exec(select(Notice).where(Notice.kind.in_((NoticeKind.YELLOW, NoticeKind.RED)))).all()
+    assert {n.kind for n in colours} == {NoticeKind.YELLOW, NoticeKind.RED}
+    for notice in colours:  # one message each, never a card as well
+        assert len([c for c in emulator.calls("/v1.0/robot/oToMessages/batchSend")
+                    if notice.code in c.body["msgParam"]]) == 1
+        assert not any(notice.code in c.markdown for c in emulator.cards.on("user", HEAD))
+    assert "🔴红色" in card.markdown
+    red_post = next(d for d in emulator.to("cid_leaders", "group") if "红色督办单" in d.text)
+    named = red_post.text.split("黄色督办单至今未读")[1].splitlines()[0]
+    assert "王建华" in named

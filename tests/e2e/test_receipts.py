@@ -107,6 +107,7 @@ def _exported_rows(path: Path) -> list[tuple]:
 async def test_the_read_status_job_stays_within_its_call_budget(world: World) -> None:
     """Nobody reads: every key is asked about on the schedule until the week is out, and never
     more than MAX_POLLS times; one who reads stops the asking for that key."""
+    world.emulator.follow(world.clock.now)  # DingTalk forgets a one-to-one key after 24 hours
     await _blue(world)
     with Session(world.engine) as session:
         keys = {r.receipt_key for r in session.exec(select(Outbox).where(Outbox.notice_id.is_not(None)))}
@@ -121,6 +122,7 @@ async def test_the_read_status_job_stays_within_its_call_budget(world: World) ->
     print(f"\nread-status calls: {calls} for {len(keys)} keys ({dict(wire.CALLS)}): {per_key:.1f} per key, "
           f"budget {budget} (one-to-one), {MAX_POLLS} (group, DING)")
     assert per_key == budget
+    assert world.emulator.receipts.expired_asks == 0  # never asked after DingTalk forgot the key
 
 
 async def _red(world: World) -> None:

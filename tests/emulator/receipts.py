@@ -23,6 +23,7 @@ GROUP_QUERY = "/v1.0/robot/groupMessages/query"
 DING_SEND = "/v1.0/robot/ding/send"
 DING_READ_STATUS = "/v1.0/robot/ding/readStatuses/query"
 GROUP_PAGE_MAX = 200
+OTO_KEY_MS = 24 * 3600 * 1000  # "在发送消息24小时内可以通过processQueryKey查询" (readStatus's API page)
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Sent:
 
     channel: str  # "user", "group" or "ding"
     to: tuple[str, ...]  # userIds delivered to, or the openConversationId
+    sent_ms: int = 0  # when DingTalk took it, by the emulator's clock
     reads: dict[str, int] = field(default_factory=dict)  # userId -> read time, ms
 
 
@@ -47,6 +49,7 @@ class Receipts:
         self._emulator = emulator
         self.sent: dict[str, Sent] = {}
         self.dings: list[Ding] = []
+        self.expired_asks = 0  # readStatus asked about a one-to-one key older than 24 hours: refused
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get(OTO_READ_STATUS, self._oto_read_status), web.post(GROUP_QUERY, self._group_query),
@@ -54,7 +57,7 @@ class Receipts:
 
     def remember(self, key: str, channel: str, to: tuple[str, ...]) -> None:
         """Called by the send endpoints for every accepted message."""
-        self.sent[key] = Sent(channel, to)
+        self.sent[key] = Sent(channel, to, sent_ms=int(self._emulator.clock() * 1000))
 
     # -- what the test says happened on people's phones ----------------------------------------
 
@@ -88,6 +91,9 @@ class Receipts:
         sent, error = self._known(request, request.query.get("processQueryKey"), "user")
         if error or sent is None:
             return error or _bad("?")
+        if self._emulator.clock() * 1000 > sent.sent_ms + OTO_KEY_MS:  # the code is our guess: not documented
+            self.expired_asks += 1
+            return _bad("processQueryKey 已过期（仅可查询24小时内发送的消息）", code="invalidParameter.processQueryKey")
         users = self._emulator.users
         return web.json_response({"sendStatus": "SUCCESS", "messageReadInfoList": [
             {"name": users[u].name if u in users else u, "userId": u,

@@ -20,6 +20,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -40,6 +41,7 @@ SEND_PATHS = frozenset({
 }) | CARD_PATHS
 NEW_API_PREFIX = "/v1.0/"
 MAX_BATCH_USERS = 20
+SESSION_WEBHOOK_MS = 90 * 60 * 1000  # a message's sessionWebhook works ~90 min (sessionWebhookExpiredTime)
 MAX_GROUP_PARAM_BYTES = 15_000
 MSG_KEYS = frozenset({"sampleText", "sampleMarkdown", "sampleImageMsg", "sampleFile", "sampleLink",
                       "sampleActionCard", "sampleActionCard2", "sampleActionCard3", "sampleActionCard4",
@@ -126,7 +128,10 @@ class Emulator:
         self._rng = random.Random(seed)
         self._tickets: set[str] = set()
         self._tokens: set[str] = set()
-        self._sessions: dict[str, str] = {}  # session key -> conversation id
+        self._sessions: dict[str, tuple[str, int]] = {}  # session key -> (conversation id, expiry, ms)
+        # DingTalk's time, in seconds: the wall clock, or a test's fake clock (`follow`), against
+        # which session webhooks (90 min) and one-to-one processQueryKeys (24 h) expire
+        self.clock: Callable[[], float] = time.time
         self._sockets: dict[web.WebSocketResponse, web.Request] = {}
         self._one_shot: dict[str, deque[tuple[Fault, float]]] = {}
         self._random: tuple[float, tuple[Fault, ...], float] | None = None
@@ -332,10 +337,10 @@ class Emulator:
         """A CALLBACK frame for /v1.0/im/bot/messages/get. `text` is what the user typed after
         "@robot", with any "@name" in place; `at` gives those people as (userId, name). In a group
         the robot itself is always in atUsers, without a staffId."""
-        now_ms = int(time.time() * 1000)
+        now_ms = int(self.clock() * 1000)
         session = uuid.uuid4().hex
         conversation_id = conversation_id or f"cid{sender}single"
-        self._sessions[session] = conversation_id
+        self._sessions[session] = (conversation_id, now_ms + SESSION_WEBHOOK_MS)
         data: dict[str, Any] = {
             "conversationId": conversation_id,
             "chatbotCorpId": CORP_ID,
@@ -344,7 +349,7 @@ class Emulator:
             "senderNick": sender_nick or sender,
             "isAdmin": False,
             "senderStaffId": sender,
-            "sessionWebhookExpiredTime": now_ms + 90 * 60 * 1000,
+            "sessionWebhookExpiredTime": now_ms + SESSION_WEBHOOK_MS,
             "createAt": now_ms,
             "senderCorpId": CORP_ID,
             "conversationType": "2" if group else "1",
@@ -471,8 +476,8 @@ class Emulator:
         return web.json_response({"processQueryKey": key})
 
     async def _session_webhook(self, request: web.Request) -> web.Response:
-        conversation = self._sessions.get(request.query.get("session", ""))
-        if conversation is None:
+        conversation, expires_ms = self._sessions.get(request.query.get("session", ""), (None, 0))
+        if conversation is None or self.clock() * 1000 > expires_ms:
             return web.json_response({"errcode": 300001, "errmsg": "session 不存在或已过期"})
         body = await request.json()
         kind = body.get("msgtype")
@@ -549,6 +554,10 @@ class Emulator:
             return ""
         return "\n\n---\n\n".join(str(value) for sheet in book.worksheets for row in sheet.iter_rows(values_only=True)
                                   for value in row if isinstance(value, str))
+
+    def follow(self, now: Callable[[], datetime]) -> None:
+        """Keep DingTalk's time by a test's clock (a FakeClock's `now`), so what expires does."""
+        self.clock = lambda: now().timestamp()
 
     def to(self, recipient: str, channel: str | None = None) -> list[Delivery]:
         return [d for d in self.deliveries if d.to == recipient and channel in (None, d.channel)]

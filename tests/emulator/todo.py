@@ -28,6 +28,7 @@ class TodoTask:
     due_ms: int
     executors: list[str]
     done: bool = False
+    detail_url: dict[str, str] | None = None  # {appUrl, pcUrl}
 
     def wire(self) -> dict[str, Any]:
         now = int(time.time() * 1000)
@@ -35,6 +36,7 @@ class TodoTask:
                 "done": self.done, "executorIds": self.executors, "creatorId": self.owner,
                 "participantIds": [], "createdTime": now, "modifiedTime": now, "finishTime": 0, "startTime": 0,
                 "isOnlyShowExecutor": True, "priority": 40, "bizTag": "todo_open_emulated",
+                **({"detailUrl": self.detail_url} if self.detail_url else {}),
                 "requestId": uuid.uuid4().hex}
 
 
@@ -72,8 +74,11 @@ class Todos:
         source = str(body.get("sourceId") or "")
         if source and any(t.source_id == source for t in self.of(owner)):
             return _bad("task exist", code="todo.taskCreate.paramError")
+        detail = body.get("detailUrl")
+        if detail is not None and not (isinstance(detail, dict) and {"appUrl", "pcUrl"} >= set(detail)):
+            return _bad("detailUrl is invalid", code="todo.taskCreate.paramError")
         task = TodoTask(f"task{uuid.uuid4().hex[:20]}", owner, source, str(body["subject"]),
-                        int(body.get("dueTime") or 0), list(body.get("executorIds") or []))
+                        int(body.get("dueTime") or 0), list(body.get("executorIds") or []), detail_url=detail)
         self.tasks[task.id] = task
         return web.json_response(task.wire())
 
