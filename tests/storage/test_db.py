@@ -66,23 +66,21 @@ def test_anything_but_a_plain_chain_is_left_to_alembic(tmp_path):
     assert head_revision(write_revisions(tmp_path / "empty")) is None
 
 
-def test_a_new_database_gets_alembics_own_version_table(engine, db_url):
+def version_table_shape(conn) -> tuple:
+    found = inspect(conn)
+    return ([(c["name"], str(c["type"]), c["nullable"]) for c in found.get_columns("alembic_version")],
+            found.get_pk_constraint("alembic_version"))
+
+
+def test_a_new_database_gets_alembics_own_version_table(engine):
     create_schema(engine)
     assert stamped(engine) == [alembic_head()]
-    # the same table `alembic stamp` makes on a database of its own
-    other = make_engine(db_url)
-    with other.begin() as conn:
+    with engine.begin() as conn:
+        ours = version_table_shape(conn)
         conn.execute(text("DROP TABLE alembic_version"))
-        command.stamp(alembic_config(conn), "head")
-        theirs = inspect(conn)
-        expected = ([(c["name"], str(c["type"]), c["nullable"]) for c in theirs.get_columns("alembic_version")],
-                    theirs.get_pk_constraint("alembic_version"))
-    other.dispose()
-    ours = inspect(engine)
-    assert ([(c["name"], str(c["type"]), c["nullable"]) for c in ours.get_columns("alembic_version")],
-            ours.get_pk_constraint("alembic_version")) == expected
-    with engine.begin() as conn:  # and Alembic can take it from there
-        command.downgrade(alembic_config(conn), "base")
+        command.stamp(alembic_config(conn), "head")  # the table `alembic stamp` makes
+        assert version_table_shape(conn) == ours
+        command.downgrade(alembic_config(conn), "base")  # and Alembic can take it from there
     assert set(inspect(engine).get_table_names()) <= {"alembic_version"}
 
 
