@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TextIO
 
+import httpx
 from aiohttp import web
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -170,7 +171,10 @@ class Service:
         self.worker = f"{socket.gethostname()}-{os.getpid()}"
         self.engine: Engine = make_engine(settings.database_url)
         self.bot = Bot(self.engine, settings, self.clock, WorkCalendar.from_file(settings.calendar_overrides))
-        self.client = OpenApiClient(dingtalk)
+        # one HTTP client for the OpenAPI calls and the stream's connections/open: one pool, and one
+        # TLS context to build at start instead of two (loading the CA bundle is most of a client's cost)
+        http = httpx.AsyncClient(timeout=dingtalk.timeout_seconds)
+        self.client = OpenApiClient(dingtalk, http=http)
         self.transport = DingTalkTransport(self.client, cards=dingtalk.cards, robot_code=dingtalk.robot_code)
         self._wake = asyncio.Event()
         self.handler = InboundHandler(self._dispatch, self.client, self.clock, robot_name=dingtalk.robot_name,
@@ -178,7 +182,7 @@ class Service:
                                       replied=self.bot.mark_replied)
         self.cards = CardCallbackHandler(self._dispatch, outbox_route(self.engine, self.clock, self._wake), self.clock,
                                          replied=self.bot.mark_replied)
-        self.stream = StreamClient(dingtalk, self.handler, cards=self.cards)
+        self.stream = StreamClient(dingtalk, self.handler, cards=self.cards, http=http)
         self.waker = Waker(self.engine, self.bot.tick, after_tick=self._wake_sender)
         self._stop_sending = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
