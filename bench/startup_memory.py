@@ -4,9 +4,13 @@
 
 Start-up is `duban run` itself, process start → stream connected: the CLI in a fresh process with
 its settings in the environment, against the DingTalk emulator, timed from the spawn until the
-emulator sees the websocket (a bare `python -c pass` is timed beside it). Idle memory growth is the
-bot's resident set after start and first wake-up on a 100,000-task database minus the same on an
-empty one. Last lines: `startup_seconds min=… median=… max=…` and `idle_rss_growth_mb …`.
+emulator sees the websocket (a bare `python -c pass` is timed beside it, and the ratio printed).
+Each round starts the bot twice on one database: the first start creates it, the second (a restart,
+what a deployed bot does) finds it at the head revision. Beside "stream connected", "all up" is when
+the bot logs `duban running` (HTTP server listening: /healthz, /metrics, the dashboard). Idle memory
+growth is the bot's resident set after start and first wake-up on a 100,000-task database minus the
+same on an empty one. Last lines: `startup_seconds min=… median=… max=…` (first start) and
+`idle_rss_growth_mb …`; before them `startup_ratio_to_bare`, `restart_seconds` and `startup_all_up_seconds`.
 
 Builds a SQLite database like bench/reconcile.py does (open tasks, the policy's `next_check_at`),
 then measures each side in a fresh process, so neither sees the other's memory:
@@ -28,6 +32,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -35,7 +40,7 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from common import fmt, machine_line, spread
+from common import fmt, load, machine_line, spread
 from reconcile import NOW, fill  # bench/reconcile.py: this folder is on sys.path when run as a script
 
 from bot.simulation import ROSTER
@@ -119,8 +124,45 @@ def child_jobs(tasks: int, per_task: int) -> dict[str, float]:
     return {"jobs": jobs, "build_s": built, "rss_before": before, "rss_after": after, "peak": peak_mib()}
 
 
-async def startup_seconds(folder: Path) -> tuple[float, float]:
-    """(`duban run` from spawn to stream connected, a bare interpreter's start) in seconds."""
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) a process has used: what a loaded machine does not inflate
+    the way it inflates wall time."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def start_once(emulator, env: dict[str, str], folder: Path) -> tuple[float, float, float]:
+    """One `duban run`: seconds from spawn to stream connected, CPU seconds it used by then, and
+    seconds to `duban running` logged."""
+    begin = time.perf_counter()
+    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "run", env=env, cwd=folder,
+                                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    running = asyncio.get_running_loop().create_future()
+
+    async def read_log() -> None:  # read to the end: a full pipe would stall the child
+        async for line in child.stderr:
+            if b"duban running" in line and not running.done():
+                running.set_result(time.perf_counter() - begin)
+        if not running.done():
+            running.set_exception(RuntimeError("`duban run` ended without logging `duban running`"))
+
+    reader = asyncio.create_task(read_log())
+    try:
+        await emulator.wait_for(lambda: emulator.live_connections > 0, 60)
+        connected = time.perf_counter() - begin
+        cpu = cpu_seconds(child.pid)
+        up = await asyncio.wait_for(running, 60)
+    finally:
+        child.send_signal(signal.SIGTERM)
+        await child.wait()
+        await reader
+        await emulator.wait_for(lambda: emulator.live_connections == 0, 60)
+    return connected, cpu, up
+
+
+async def startup_seconds(folder: Path) -> tuple[tuple[float, float, float], float, float]:
+    """(first start: stream connected, its CPU seconds, all up; restart: stream connected; a bare
+    interpreter's start)."""
     from tests.emulator import Emulator
 
     emulator = Emulator()
@@ -131,20 +173,20 @@ async def startup_seconds(folder: Path) -> tuple[float, float]:
         "DUBAN_DINGTALK_CLIENT_ID": emulator.client_id, "DUBAN_DINGTALK_CLIENT_SECRET": emulator.client_secret,
         "DUBAN_DINGTALK_OPENAPI_ENDPOINT": emulator.url, "DUBAN_DINGTALK_OAPI_ENDPOINT": emulator.url,
     }
-    begin = time.perf_counter()
-    child = await asyncio.create_subprocess_exec(sys.executable, "-m", "bot.cli", "run", env=env, cwd=folder,
-                                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        await emulator.wait_for(lambda: emulator.live_connections > 0, 60)
-        connected = time.perf_counter() - begin
+        first = await start_once(emulator, env, folder)
+        again, _, _ = await start_once(emulator, env, folder)
     finally:
-        child.send_signal(signal.SIGTERM)
-        await child.wait()
         await emulator.stop()
     begin = time.perf_counter()
     bare = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
     await bare.wait()
-    return connected, time.perf_counter() - begin
+    return first, again, time.perf_counter() - begin
+
+
+def spread_line(name: str, values: list[float], digits: int = 2) -> str:
+    return machine_line(name, **dict(zip(("min", "median", "max"), (f"{v:.{digits}f}" for v in spread(values)),
+                                         strict=True)))
 
 
 def run_child(*args: str) -> dict[str, float]:
@@ -157,6 +199,7 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=100_000)
     parser.add_argument("--jobs-per-task", type=int, default=len(REMINDERS))
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--startup-only", action="store_true", help="time the start-up alone (no memory part)")
     parser.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -165,12 +208,29 @@ def main() -> None:
         print(json.dumps(result))
         return
 
-    starts, bares = [], []
+    starts, cpus, ups, restarts, bares, loads = [], [], [], [], [], [load()]
     for _ in range(args.rounds):
         with tempfile.TemporaryDirectory(prefix="duban-bench-") as folder:
-            connected, bare = asyncio.run(startup_seconds(Path(folder)))
+            (connected, cpu, up), again, bare = asyncio.run(startup_seconds(Path(folder)))
         starts.append(connected)
+        cpus.append(cpu)
+        ups.append(up)
+        restarts.append(again)
         bares.append(bare)
+    loads.append(load())
+    ratio = statistics.median(starts) / statistics.median(bares)
+    print(f"`duban run`, spawn → stream connected: {fmt(starts, 2)} s, {ratio:.1f}× a bare interpreter "
+          f"({fmt(bares, 3)} s); load average {' → '.join(loads)}")
+    print(f"  CPU used by then: {fmt(cpus, 2)} s; all up (HTTP listening): {fmt(ups, 2)} s; "
+          f"restart on the same database: {fmt(restarts, 2)} s")
+    print(machine_line("startup_ratio_to_bare", median=f"{ratio:.1f}", bare_median=f"{statistics.median(bares):.3f}",
+                       load=loads[-1]))
+    print(spread_line("startup_cpu_seconds", cpus))
+    print(spread_line("restart_seconds", restarts))
+    print(spread_line("startup_all_up_seconds", ups))
+    if args.startup_only:
+        print(spread_line("startup_seconds", starts))
+        return
 
     with tempfile.TemporaryDirectory(prefix="duban-bench-") as folder:
         empty_url = f"sqlite:///{Path(folder) / 'empty.db'}"
@@ -202,12 +262,9 @@ def main() -> None:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, tuple("-" * w for w in widths), *rows]:
         print(" | ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)))
-    print(f"\n`duban run`, spawn → stream connected: {fmt(starts, 2)} s (a bare interpreter: {fmt(bares, 2)} s)")
     print(f"idle RSS after start, {args.tasks:,} tasks minus an empty database: {fmt(growth, 1)} MiB")
-    print(machine_line("startup_seconds", **dict(zip(("min", "median", "max"), (f"{v:.2f}" for v in spread(starts)),
-                                                     strict=True))))
-    print(machine_line(f"idle_rss_growth_mb tasks={args.tasks}",
-                       **dict(zip(("min", "median", "max"), (f"{v:.1f}" for v in spread(growth)), strict=True))))
+    print(spread_line("startup_seconds", starts))
+    print(spread_line(f"idle_rss_growth_mb tasks={args.tasks}", growth, 1))
 
 
 if __name__ == "__main__":

@@ -14,8 +14,6 @@ from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from bot.roster import RosterError, load_roster
-
 if TYPE_CHECKING:
     from bot.dingtalk.settings import DingTalkSettings
     from bot.settings import Settings
@@ -242,6 +240,8 @@ def _need_data(settings: Settings) -> None:
 def _plain_errors() -> Iterator[None]:
     from sqlalchemy.exc import ArgumentError, DBAPIError
 
+    from bot.roster import RosterError
+
     try:
         yield
     except RosterError as exc:
@@ -269,6 +269,8 @@ def _moment(day: str | None):
 @roster_app.command("check")
 def roster_check(file: Path) -> None:
     """Validate a roster file and say what it holds."""
+    from bot.roster import RosterError, load_roster
+
     try:
         roster = load_roster(file)
     except RosterError as exc:

@@ -16,14 +16,12 @@ import re
 import signal
 import socket
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import datetime, timedelta
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from aiohttp import web
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.exposition import CONTENT_TYPE_LATEST
+import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import func, text
 from sqlalchemy.engine import Engine
@@ -31,7 +29,6 @@ from sqlmodel import Session, select
 
 from bot.app import Bot
 from bot.clock import Clock, SystemClock
-from bot.dashboard.app import add_dashboard
 from bot.dingtalk.cards import CardCallbackHandler
 from bot.dingtalk.inbound import InboundHandler, ViaOutbox
 from bot.dingtalk.openapi import OpenApiClient
@@ -55,6 +52,11 @@ from storage.models import Outbox, OutboxStatus
 from storage.outbox import COUNTERS, enqueue, purge_sent, undelivered_counts
 from storage.queries import forget_processed
 from storage.receipts import undeliverable
+
+if TYPE_CHECKING:
+    from aiohttp import web
+    from prometheus_client import CollectorRegistry
+    from prometheus_client.core import Metric
 
 log = logging.getLogger(__name__)
 
@@ -170,7 +172,10 @@ class Service:
         self.worker = f"{socket.gethostname()}-{os.getpid()}"
         self.engine: Engine = make_engine(settings.database_url)
         self.bot = Bot(self.engine, settings, self.clock, WorkCalendar.from_file(settings.calendar_overrides))
-        self.client = OpenApiClient(dingtalk)
+        # one HTTP client for the OpenAPI calls and the stream's connections/open: one pool, and one
+        # TLS context to build at start instead of two (loading the CA bundle is most of a client's cost)
+        http = httpx.AsyncClient(timeout=dingtalk.timeout_seconds)
+        self.client = OpenApiClient(dingtalk, http=http)
         self.transport = DingTalkTransport(self.client, cards=dingtalk.cards, robot_code=dingtalk.robot_code)
         self._wake = asyncio.Event()
         self.handler = InboundHandler(self._dispatch, self.client, self.clock, robot_name=dingtalk.robot_name,
@@ -178,11 +183,13 @@ class Service:
                                       replied=self.bot.mark_replied)
         self.cards = CardCallbackHandler(self._dispatch, outbox_route(self.engine, self.clock, self._wake), self.clock,
                                          replied=self.bot.mark_replied)
-        self.stream = StreamClient(dingtalk, self.handler, cards=self.cards)
+        self.stream = StreamClient(dingtalk, self.handler, cards=self.cards, http=http)
         self.waker = Waker(self.engine, self.bot.tick, after_tick=self._wake_sender)
         self._stop_sending = asyncio.Event()
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._http: web.AppRunner | None = None
+        self._registry: CollectorRegistry | None = None
+        self._registry_lock = threading.Lock()
         self.port = 0
 
     async def start(self) -> None:
@@ -265,8 +272,11 @@ class Service:
     # -- health and metrics ------------------------------------------------------------------
 
     async def _start_http(self) -> None:
-        registry = CollectorRegistry()
-        registry.register(_Collector(self))
+        # loaded here, once the stream task is under way: nothing a message needs comes from them
+        from aiohttp import web
+
+        from bot.dashboard.app import add_dashboard
+
         app = web.Application()
 
         async def healthz(_request: web.Request) -> web.Response:
@@ -274,8 +284,8 @@ class Service:
             return web.json_response(health, status=200 if health["status"] == "ok" else 503)
 
         async def metrics(_request: web.Request) -> web.Response:
-            body = await asyncio.to_thread(generate_latest, registry)
-            return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+            body, content_type = await asyncio.to_thread(self.metrics)
+            return web.Response(body=body, headers={"Content-Type": content_type})
 
         app.add_routes([web.get("/healthz", healthz), web.get("/metrics", metrics)])
         add_dashboard(app, self.engine, self.settings, self.clock, self.bot.calendar)  # /board/: 督查看板
@@ -284,6 +294,18 @@ class Service:
         site = web.TCPSite(self._http, self.options.http_host, self.options.http_port)
         await site.start()
         self.port = self._http.addresses[0][1]
+
+    def metrics(self) -> tuple[bytes, str]:
+        """The /metrics page and its content type. prometheus_client is loaded at the first scrape,
+        not at start: a bot nobody scrapes never needs it."""
+        from prometheus_client import CollectorRegistry, generate_latest
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST
+
+        with self._registry_lock:  # scrapes run in threads: one registry, one collector
+            if self._registry is None:
+                self._registry = CollectorRegistry()
+                self._registry.register(_Collector(self))
+        return generate_latest(self._registry), CONTENT_TYPE_LATEST
 
     def health(self) -> dict[str, object]:
         database, oldest, counts, refused = True, None, {}, []
@@ -322,6 +344,8 @@ class _Collector:
         self._service = service
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         service, health = self._service, self._service.health()
         yield GaugeMetricFamily("duban_stream_connected", "1 while the DingTalk stream is connected",
                                 value=float(service.stream.connected))

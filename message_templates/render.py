@@ -11,10 +11,12 @@ import re
 import unicodedata
 from datetime import date, datetime
 from functools import cache
-
-from jinja2 import Environment, PackageLoader, StrictUndefined
+from typing import TYPE_CHECKING
 
 from message_templates.reply import Action, Reply
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 WEEKDAYS = "一二三四五六日"
 
@@ -78,6 +80,9 @@ COLOUR_NAMES = {"blue": "🔵蓝色", "yellow": "🟡黄色", "red": "🔴红色
 
 @cache
 def _env() -> Environment:
+    # jinja2 loads with the first message rendered, not with every process that imports this module
+    from jinja2 import Environment, PackageLoader, StrictUndefined
+
     env = Environment(
         loader=PackageLoader("message_templates", ""),
         undefined=StrictUndefined,

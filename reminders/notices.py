@@ -186,7 +186,10 @@ class BatchRows(Rows):
         self._audits.append(audit.values(**values))
 
     def outbox(self, reply: Reply, **values: Any) -> None:
-        row = outbox_values(self.session, reply, placed=self._placed, **values)
+        # no autoflush: the card lookup reads outbox rows, and the batch holds none in the session (its
+        # rows go in at `flush`), so flushing each task's update first would only cost a round trip
+        with self.session.no_autoflush:
+            row = outbox_values(self.session, reply, placed=self._placed, **values)
         if row["card_key"] and row["target"] == "user":
             self._waiting.add((row["recipient"], row["card_key"]))
         self._outbox.append(row)

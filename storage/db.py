@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from alembic import command
-from alembic.config import Config
-from sqlalchemy import event, inspect, text
+from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, event, inspect, text
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, SQLModel, create_engine
 
 from storage import dashboard, models  # noqa: F401  (registers the tables)
+
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 
 def make_engine(url: str) -> Engine:
@@ -44,29 +48,74 @@ def make_engine(url: str) -> Engine:
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 FIRST_REVISION = "0001"
+# Alembic's own version table, as MigrationContext defines it (name, column, primary key name)
+VERSION_TABLE = Table("alembic_version", MetaData(), Column("version_num", String(32), nullable=False),
+                      PrimaryKeyConstraint("version_num", name="alembic_version_pkc"))
+_REVISION = re.compile(r"^(down_revision|revision|depends_on)\b[^=\n]*=\s*(.+?)\s*$", re.MULTILINE)
 
 
 def alembic_config(connection: Connection) -> Config:
     """Alembic set up in code (no alembic.ini), to migrate `connection` in its current transaction."""
+    from alembic.config import Config
+
     config = Config()
     config.set_main_option("script_location", str(MIGRATIONS))
     config.attributes["connection"] = connection
     return config
 
 
+@cache
+def head_revision(versions: Path = MIGRATIONS / "versions") -> str | None:
+    """The one head of the revision files, read as text: every start asks, and loading Alembic and
+    its scripts to answer is most of the schema check's time. None when the files are not a plain chain
+    (a merge, a dependency, two heads, a line not understood): then Alembic itself decides."""
+    revisions, downs = set(), set()
+    for path in versions.glob("*.py"):
+        found = dict((key, value) for key, value in _REVISION.findall(path.read_text(encoding="utf-8")))
+        quoted = {key: re.fullmatch(r"""(['"])([^'"]+)\1""", value) for key, value in found.items()}
+        if not quoted.get("revision") or found.get("depends_on", "None") != "None":
+            return None
+        if found.get("down_revision", "None") != "None":
+            if not quoted.get("down_revision"):
+                return None
+            downs.add(quoted["down_revision"].group(2))
+        revisions.add(quoted["revision"].group(2))
+    heads = revisions - downs
+    return heads.pop() if len(heads) == 1 and downs <= revisions else None
+
+
 def create_schema(engine: Engine) -> None:
-    """Bring the database to the current schema: an old one is upgraded, a new one created."""
+    """Bring the database to the current schema: an old one is upgraded, a new one created.
+
+    The usual start finds the database at the head revision, where an upgrade does nothing: that is
+    told from the version table alone, without loading Alembic. A new database is created from the
+    models and stamped at head in the same way. Anything else (an old revision, no version table, a
+    revision this code does not know) goes through Alembic, which upgrades it or refuses."""
     with engine.begin() as conn:
         if is_postgres(engine):  # instances starting together on one database migrate one at a time
             conn.execute(text("SELECT pg_advisory_xact_lock(hashtext('duban schema'))"))
-        config = alembic_config(conn)
         tables = set(inspect(conn).get_table_names())
-        if not tables - {"alembic_version"}:  # a version table alone holds no data (drop_all keeps it)
+        head = head_revision()
+        stamped = (conn.execute(VERSION_TABLE.select()).scalars().all()
+                   if VERSION_TABLE.name in tables else [])
+        if not tables - {VERSION_TABLE.name}:  # a version table alone holds no data (drop_all keeps it)
             # create_all is much faster than replaying every revision (tests make many databases)
             SQLModel.metadata.create_all(conn)
-            command.stamp(config, "head")
+            if head and stamped in ([], [head]):  # what `alembic stamp head` writes, without Alembic
+                VERSION_TABLE.create(conn, checkfirst=True)
+                if not stamped:
+                    conn.execute(VERSION_TABLE.insert().values(version_num=head))
+                return
+            from alembic import command
+
+            command.stamp(alembic_config(conn), "head")
             return
-        if "alembic_version" not in tables:
+        if head and stamped == [head]:
+            return  # current: `alembic upgrade head` would do nothing
+        from alembic import command
+
+        config = alembic_config(conn)
+        if VERSION_TABLE.name not in tables:
             # made by create_all before migrations existed: that schema is the first revision
             command.stamp(config, FIRST_REVISION)
         command.upgrade(config, "head")
