@@ -153,7 +153,7 @@ class Escalation:
                                              .where(HardReport.task_id.in_(ids), HardReport.answer.is_(None))
                                              .order_by(HardReport.id)):
                 hard.setdefault(task_id, due)
-            rows = notice_io.BatchRows(session)
+            rows = notice_io.BatchRows(session, ids)
             created: list[Notice] = []
             for task in tasks:
                 state = task_state(task, progress=tuple(progress.get(task.id, ())), hard_due=hard.get(task.id))

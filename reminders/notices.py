@@ -10,7 +10,7 @@ the end. Both run the same functions below, so they write the same rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +22,7 @@ from message_templates.reply import Action, Reply
 from reminders.ledger import notice_reads
 from reminders.policy import Due, Policy
 from reminders.rules import Rules
-from storage import audit, queries
+from storage import audit, cards, queries
 from storage.models import (
     COLOURS,
     OPEN_STATUSES,
@@ -113,9 +113,11 @@ class BatchRows(Rows):
     bulk INSERT in `flush`. A new notice gets a stand-in id (negative) until then, which the rows
     that refer to it (score, outbox, a sign reminder's draft) carry and `flush` replaces."""
 
-    def __init__(self, session: Session) -> None:
+    def __init__(self, session: Session, task_ids: Sequence[int] = ()) -> None:
         super().__init__(session)
         self.conn = session.connection()
+        # the cards already waiting for the batch's tasks, read once: `outbox` then asks nothing per row
+        self._fetched = set(task_ids)
         self._roles: dict[tuple[str, Role], Any] = {}
         # the roster, read once (and held: the session's identity map holds objects weakly)
         self._units: dict[int, Unit] = {u.id: u for u in session.exec(select(Unit))}
@@ -126,7 +128,7 @@ class BatchRows(Rows):
         self._scores: list[dict[str, Any]] = []
         self._audits: list[dict[str, Any]] = []
         self._outbox: list[dict[str, Any]] = []
-        self._placed: dict[tuple, str] = {}  # the cards this batch's rows show, by chat and moment
+        self._placed: dict[tuple, str] = cards.waiting_cards(session, task_ids) if task_ids else {}
         self._waiting: set[tuple[str, str]] = set()  # (recipient, card_key) of its new cards in one-to-one chats
         self._then: list[tuple[int, Callable[[], None]]] = []  # `written` callbacks, after that many rows
 
@@ -186,10 +188,11 @@ class BatchRows(Rows):
         self._audits.append(audit.values(**values))
 
     def outbox(self, reply: Reply, **values: Any) -> None:
-        # no autoflush: the card lookup reads outbox rows, and the batch holds none in the session (its
-        # rows go in at `flush`), so flushing each task's update first would only cost a round trip
+        # no autoflush: a card lookup (for a task outside the batch's) reads outbox rows, and the batch
+        # holds none in the session (its rows go in at `flush`): flushing first would only cost a round trip
         with self.session.no_autoflush:
-            row = outbox_values(self.session, reply, placed=self._placed, **values)
+            row = outbox_values(self.session, reply, placed=self._placed,
+                                fetched=values.get("task_id") in self._fetched, **values)
         if row["card_key"] and row["target"] == "user":
             self._waiting.add((row["recipient"], row["card_key"]))
         self._outbox.append(row)

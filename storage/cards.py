@@ -35,10 +35,13 @@ def card_key(actions: Sequence[Action], task_id: int | None) -> str | None:
     return f"n.{rest.split()[0]}" if kind == "n" else f"{kind}.{task_id}"
 
 
-def place(session: Session, row: dict[str, Any], placed: dict[tuple, str] | None = None) -> None:
+def place(session: Session, row: dict[str, Any], placed: dict[tuple, str] | None = None,
+          fetched: bool = False) -> None:
     """Give a new row's columns (storage/outbox.py outbox_values) their card: the card of a row still
     waiting in the same chat for the same moment (they will fold into one), or a new one. `placed`
-    holds the cards given to rows not yet written (the engine's batch), by chat and moment."""
+    holds the cards given to rows not yet written (the engine's batch), by chat and moment; `fetched`:
+    it also holds every waiting card of the row's task already written (`waiting_cards`), so the
+    database need not be asked again."""
     # a plain row (a colour notice) is a message, whose read status DingTalk reports: never a card
     key = None if row.get("plain") else card_key([Action(label, command) for label, command in row["actions"]],
                                                   row["task_id"])
@@ -47,7 +50,9 @@ def place(session: Session, row: dict[str, Any], placed: dict[tuple, str] | None
         return
     lane = (key, row["target"], row["recipient"], row["deliver_after"])
     card_id = placed.get(lane) if placed is not None else None
-    if card_id is None:  # rows already written come first: they have the lowest ids
+    if card_id is None and fetched:
+        card_id = f"duban.{key}.{uuid.uuid4().hex[:12]}"
+    elif card_id is None:  # rows already written come first: they have the lowest ids
         card_id = session.exec(select(Outbox.card_id).where(
             Outbox.card_key == key, Outbox.target == row["target"], Outbox.recipient == row["recipient"],
             Outbox.deliver_after == row["deliver_after"], Outbox.status == OutboxStatus.PENDING,
@@ -57,6 +62,16 @@ def place(session: Session, row: dict[str, Any], placed: dict[tuple, str] | None
         placed[lane] = card_id
     row["card_id"] = card_id
     session.info.setdefault(NEW_CARDS, set()).add(card_id)
+
+
+def waiting_cards(session: Session, task_ids: Sequence[int]) -> dict[tuple, str]:
+    """The cards of rows still waiting for these tasks, by (key, chat, moment) as `place` looks them
+    up — the first row's card of each — in one query, for a batch that places many rows."""
+    rows = session.exec(select(Outbox.card_key, Outbox.target, Outbox.recipient, Outbox.deliver_after,
+                               Outbox.card_id).where(
+        Outbox.task_id.in_(task_ids), Outbox.card_key.is_not(None), Outbox.status == OutboxStatus.PENDING,
+        Outbox.card_update.is_(False), Outbox.card_id.is_not(None)).order_by(Outbox.id.desc()))
+    return {(key, target, recipient, after): card_id for key, target, recipient, after, card_id in rows}
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ def enqueue(
 def outbox_values(session: Session, reply: Reply, *, target: str, recipient: str, deliver_after: datetime,
                   now: datetime, task_id: int | None = None, notice_id: int | None = None,
                   ding_remind_type: int | None = None, placed: dict[tuple, str] | None = None,
-                  plain: bool = False) -> dict[str, Any]:
+                  fetched: bool = False, plain: bool = False) -> dict[str, Any]:
     """A queued message's columns, its card included (storage/cards.py `place`, which sees `placed`,
     the cards of rows not yet written), for `enqueue` and for the engine's bulk insert. `plain`: a
     chat message even when cards are on (Outbox.plain)."""
@@ -90,7 +90,7 @@ def outbox_values(session: Session, reply: Reply, *, target: str, recipient: str
         "ding_remind_type": ding_remind_type,
         "plain": plain,
     }
-    cards.place(session, row, placed)
+    cards.place(session, row, placed, fetched)
     return row
 
 
