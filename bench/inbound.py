@@ -104,7 +104,7 @@ def serve_bot(database_url: str, work: Path) -> None:
     from storage.db import create_schema
 
     async def main() -> None:
-        configure_logging("INFO")  # as `duban run` logs: a line per inbound message
+        configure_logging("INFO")  # as `duban run` logs: a summary a minute, per-message lines at DEBUG
         emulator_url = os.environ["DINGTALK_OPENAPI_ENDPOINT"]
         service = Service(Settings(database_url=database_url, roster_file=ROSTER, reports_dir=work),
                           DingTalkSettings(client_id="dingtestapp", client_secret="test-secret",

@@ -10,11 +10,12 @@ import asyncio
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session
 
 from bot.clock import Clock
 from bot.roster import RosterChange, apply_roster, load_roster
@@ -29,13 +30,17 @@ from message_templates.render import render
 from message_templates.reply import Action, Reply
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
+from storage import processed as guard
 from storage import queries as q
 from storage.db import transaction
-from storage.models import ProcessedMessage
 
 log = logging.getLogger(__name__)
 
 MAX_MESSAGE = 2000  # characters; DingTalk allows more, but no real command is longer
+
+
+class Duplicate(Exception):
+    """Another instance committed the same msgId while this one ran it: roll this one back."""
 
 
 class Bot:
@@ -89,7 +94,7 @@ class Bot:
             return [render("error_too_long", limit=MAX_MESSAGE, now=now)]
         try:
             with transaction(self.engine) as session:
-                if incoming.msg_id and (processed := session.get(ProcessedMessage, incoming.msg_id)):
+                if incoming.msg_id and (processed := guard.processed(session, incoming.msg_id)):
                     return _unanswered(processed)
                 sender = q.member(session, incoming.sender_id)  # someone who left the roster is a stranger
                 if not may_use(cmd, sender):
@@ -100,20 +105,21 @@ class Bot:
                     question = render("conversation_ask", command=cmd.name, code=args.split()[0] if args else "",
                                       minutes=int(conversation.QUESTION_LIFETIME.total_seconds() // 60), now=now)
                     if incoming.msg_id:  # a redelivered tap does not ask twice
-                        session.add(ProcessedMessage(msg_id=incoming.msg_id, at=now, replies=[_stored(question)]))
+                        _record(session, incoming.msg_id, now, [question])
                     return [question]
                 ctx = Context(session, incoming, sender, now, self.services)
                 cmd.handler(ctx, args)
                 if question is not None:
                     conversation.close(session, incoming)
                 if (cmd.mutates or ctx.sent) and incoming.msg_id:
-                    session.add(ProcessedMessage(msg_id=incoming.msg_id, at=now,
-                                                 replies=[_stored(reply) for reply in ctx.replies]))
-                    session.flush()
+                    _record(session, incoming.msg_id, now, ctx.replies)
                 return ctx.replies
         except UserError as exc:
             return [render(f"error_{exc.name}", cmd=cmd, now=now, **exc.data)]
-        except IntegrityError:
+        except Duplicate:
+            log.info("msg %s: concurrent duplicate, rolled back", incoming.msg_id)
+            return []
+        except IntegrityError:  # e.g. the other instance's rows collided before its msgId did
             if incoming.msg_id and self._already_processed(incoming.msg_id):
                 # the same msgId committed by another instance a moment ago: that one answered
                 log.info("msg %s: concurrent duplicate, rolled back", incoming.msg_id)
@@ -145,20 +151,24 @@ class Bot:
             if self._marks is marks:
                 self._marks = None
         with transaction(self.engine) as session:
-            session.exec(update(ProcessedMessage).where(
-                ProcessedMessage.msg_id.in_(ids), ProcessedMessage.replied_at.is_(None),
-            ).values(replied_at=self.clock.now()))
+            guard.mark_replied(session, ids, self.clock.now())
 
     def _already_processed(self, msg_id: str) -> bool:
         with transaction(self.engine) as session:
-            return session.get(ProcessedMessage, msg_id) is not None
+            return guard.processed(session, msg_id) is not None
 
     def tick(self) -> int:
         """Settle every task due now. Returns how many notices were created."""
         return self.escalation.reconcile(self.engine, self.clock.now())
 
 
-def _unanswered(processed: ProcessedMessage) -> list[Reply]:
+def _record(session: Session, msg_id: str, now: datetime, replies: list[Reply]) -> None:
+    session.flush()  # the command's own rows first: a constraint they break is theirs, not a duplicate
+    if not guard.record(session, msg_id, now, [_stored(reply) for reply in replies]):
+        raise Duplicate(msg_id)
+
+
+def _unanswered(processed: guard.Processed) -> list[Reply]:
     """A redelivered message: its stored replies if they never went out, else nothing."""
     if processed.replies is None or processed.replied_at is not None:
         log.info("msg %s already processed: ignored", processed.msg_id)

@@ -50,11 +50,12 @@ def refresh(session: Session, task: Task, now: datetime) -> int:
 
 
 def _facts(session: Session, task: Task, notices) -> dict[str, object]:
+    # LIMIT 1, not just first(): an ORM query loads every row it matches, and a task's reports pile up
     notices = list(notices)
     progress = session.exec(select(ProgressReport).where(ProgressReport.task_id == task.id)
-                            .order_by(ProgressReport.id.desc())).first()
+                            .order_by(ProgressReport.id.desc()).limit(1)).first()
     extension = session.exec(select(ExtensionRequest).where(ExtensionRequest.task_id == task.id)
-                             .order_by(ExtensionRequest.id.desc())).first()
+                             .order_by(ExtensionRequest.id.desc()).limit(1)).first()
     ids = {task.assigner_id, progress and progress.author_id, extension and extension.requester_id,
            extension and extension.decided_by, *(n.signed_by for n in notices)} - {None}
     return {

@@ -96,11 +96,13 @@ def shown(session: Session, keys: Sequence[str]) -> list[Shown]:
 
 def update(session: Session, card: Shown, reply: Reply, now: datetime) -> bool:
     """Queue `reply` as the card's new content, unless the card already shows (or will) exactly it."""
-    last = session.exec(select(Outbox).where(Outbox.card_key == card.key, Outbox.card_id == card.card_id)
-                        .order_by(Outbox.id.desc())).first()
-    actions = [[a.label, a.command] for a in reply.actions]
     if card.card_id in session.info.get(NEW_CARDS, ()):
         return False  # made in this very transaction: it already says what is current
+    # the columns compared, not the whole ORM row: this runs for every card after every command
+    last = session.execute(select(Outbox.card_update, Outbox.title, Outbox.text, Outbox.actions)
+                           .where(Outbox.card_key == card.key, Outbox.card_id == card.card_id)
+                           .order_by(Outbox.id.desc()).limit(1)).first()
+    actions = [[a.label, a.command] for a in reply.actions]
     if last is not None and last.card_update and (last.title, last.text, last.actions) == (reply.title, reply.text,
                                                                                               actions):
         return False

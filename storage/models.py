@@ -16,6 +16,12 @@ def _at(nullable: bool = False, index: bool = False) -> Column:
     return Column(AwareDateTime(), nullable=nullable, index=index)
 
 
+def _empty_list() -> list:
+    """`default_factory=_empty_list` made every row cost two inspect.signature(list) calls (pydantic parses
+    the builtin's text signature, ~0.2 ms each): an Outbox row took 0.7 ms to construct."""
+    return []
+
+
 class Role(StrEnum):
     COUNTY_HEAD = "county_head"  # 县长: signs red, approves extensions at red
     EXECUTIVE_DEPUTY = "executive_deputy"  # 常务副县长: signs yellow, approves at yellow
@@ -82,7 +88,7 @@ class OutboxStatus(StrEnum):
 class Unit(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     name: str = Field(unique=True)  # 县住建局
-    aliases: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    aliases: list[str] = Field(default_factory=_empty_list, sa_column=Column(JSON, nullable=False))
     head_user_id: str | None = None
     active: bool = True  # False once it left the roster: kept for its tasks' history, never assigned
 
@@ -116,7 +122,7 @@ class Task(SQLModel, table=True):
     code: str = Field(unique=True)
     title: str
     lead_unit_id: int = Field(foreign_key="unit.id", index=True)
-    co_unit_ids: list[int] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    co_unit_ids: list[int] = Field(default_factory=_empty_list, sa_column=Column(JSON, nullable=False))
     category: str = "其他"
     urgent: bool = False
     assigner_id: str = Field(foreign_key="person.user_id")
@@ -220,10 +226,10 @@ class Outbox(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     target: str  # "user" or "group"
     recipient: str  # a userId, or an openConversationId
-    at_user_ids: list[str] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    at_user_ids: list[str] = Field(default_factory=_empty_list, sa_column=Column(JSON, nullable=False))
     title: str
     text: str  # DingTalk markdown
-    actions: list[list[str]] = Field(default_factory=list, sa_column=Column(JSON, nullable=False))
+    actions: list[list[str]] = Field(default_factory=_empty_list, sa_column=Column(JSON, nullable=False))
     image_path: str | None = None
     file_path: str | None = None
     deliver_after: datetime = Field(sa_column=_at())

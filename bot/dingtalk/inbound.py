@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import re
-import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
@@ -77,7 +76,7 @@ class InboundHandler(dingtalk_stream.ChatbotHandler):
         self._reply_attempts = reply_attempts
         self.handled = 0  # read by the metrics endpoint
         self.failed = 0
-        self._summary_at = time.monotonic()
+        self._summary_at = clock.now()
         self._summary_counts = (0, 0)
 
     async def process(self, callback: CallbackMessage) -> tuple[int, str]:
@@ -100,11 +99,10 @@ class InboundHandler(dingtalk_stream.ChatbotHandler):
     def _summary(self) -> None:
         """One INFO line a minute instead of one per message (those are DEBUG): at hundreds a second
         the log lines alone would cost more than the commands."""
-        now = time.monotonic()
-        if now - self._summary_at >= SUMMARY_SECONDS:
+        now = self._clock.now()
+        if (seconds := (now - self._summary_at).total_seconds()) >= SUMMARY_SECONDS:
             handled, failed = self.handled - self._summary_counts[0], self.failed - self._summary_counts[1]
-            log.info("inbound: %d messages handled, %d failed in the last %.0f s", handled, failed,
-                     now - self._summary_at)
+            log.info("inbound: %d messages handled, %d failed in the last %.0f s", handled, failed, seconds)
             self._summary_at, self._summary_counts = now, (self.handled, self.failed)
 
     async def _reply(self, incoming: Incoming, reply: Reply) -> bool:

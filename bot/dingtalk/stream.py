@@ -5,7 +5,8 @@ only `start()`, because the SDK's loop
 - opens the connection with blocking `requests` and no timeout, freezing the event loop (and so
   the outbox sender and the health endpoint) while DingTalk is slow;
 - swallows CancelledError and sleeps 10 s, so it cannot be stopped cleanly;
-- starts frame tasks without keeping them, so in-flight messages cannot be awaited on shutdown;
+- starts a task per frame without keeping it: a burst of a thousand frames became a thousand tasks
+  crowding the event loop, and in-flight messages could not be awaited on shutdown;
 - reads its URL from a module constant frozen at import; ours comes from DingTalkSettings;
 - gives up on failures it did not foresee. Ours retries every failure for ever, with capped
   backoff and jitter, logs one line for each, and keeps the reason for /healthz.
@@ -18,7 +19,6 @@ import contextlib
 import json
 import logging
 import random
-from collections.abc import Coroutine
 from typing import Any
 from urllib.parse import quote_plus
 
@@ -35,9 +35,13 @@ from bot.dingtalk.settings import CREDENTIALS_REJECTED, DingTalkSettings
 log = logging.getLogger(__name__)
 
 DRAIN_SECONDS = 10.0  # DingTalk closes TCP ~10 s after `disconnect`: in-flight acks fit in that
-# Frames handled at once. Past this the next frame is not read until one finishes (back-pressure):
-# a burst then waits unread in the socket, instead of thousands of tasks crowding the event loop.
+# Frames handled at once, by this many workers; the rest of a burst waits in a queue, read off the
+# socket. Reading never waits for a worker: a socket left unread also leaves the websocket's pong
+# unread, and a burst longer than its 20 s keepalive timeout then dropped the connection (and every
+# frame read but not yet acked) in the middle of the burst.
 MAX_IN_FLIGHT = 32
+# Past this many frames waiting, reading does wait (a bound on memory, far above any real burst).
+MAX_QUEUED = 10_000
 
 
 class StreamDown(Exception):
@@ -64,8 +68,8 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
         self._backoff = (settings.reconnect_min_seconds, settings.reconnect_max_seconds)
         self._rng = rng or random.Random()
         self._stop = asyncio.Event()
-        self._in_flight: set[asyncio.Task[Any]] = set()
-        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._frames: asyncio.Queue[dict[str, Any]] = asyncio.Queue(MAX_QUEUED)
+        self._workers: list[asyncio.Task[None]] = []
         self.connected = False
         self.connections = 0  # how many times a websocket was established (for tests and metrics)
         self.failures = 0  # failed attempts since the last connection was established
@@ -75,22 +79,30 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
         """Connect, serve frames, reconnect; returns after stop() once in-flight frames are done.
         Every failure, whatever it is, is logged and retried: the stream must never die quietly."""
         self.pre_start()
-        while not self._stop.is_set():
-            try:
-                endpoint = await self._open_connection()
-                async with websockets.connect(endpoint, open_timeout=self._timeout) as ws:
-                    self.websocket, self.connected = ws, True
-                    self.connections += 1
-                    self.failures, self.last_failure = 0, None
-                    log.info("stream connected connection=%s", self.connections)
-                    await self._serve(ws)
-                    await self._drain()  # before the socket closes, so their acks still go out
-            except Exception as exc:  # anything at all (not cancellation): log it and try again
-                self.connected = False  # now, not in `finally`: /healthz must say so while we wait
-                await self._pause_after(exc)
-            finally:
-                self.connected = False
-        await self._drain()
+        self._workers = [asyncio.create_task(self._work()) for _ in range(MAX_IN_FLIGHT)]
+        try:
+            while not self._stop.is_set():
+                try:
+                    endpoint = await self._open_connection()
+                    async with websockets.connect(endpoint, open_timeout=self._timeout) as ws:
+                        self.websocket, self.connected = ws, True
+                        self.connections += 1
+                        self.failures, self.last_failure = 0, None
+                        log.info("stream connected connection=%s", self.connections)
+                        await self._serve(ws)
+                        await self._drain()  # before the socket closes, so their acks still go out
+                except Exception as exc:  # anything at all (not cancellation): log it and try again
+                    self.connected = False  # now, not in `finally`: /healthz must say so while we wait
+                    await self._pause_after(exc)
+                finally:
+                    self.connected = False
+            await self._drain()
+        finally:
+            for worker in self._workers:
+                worker.cancel()
+            await asyncio.gather(*self._workers, return_exceptions=True)
+        if left := self._frames.qsize():  # unacked: DingTalk sends them again, and the msgId guard holds
+            log.warning("stream stopped with %d frames not handled", left)
 
     async def _pause_after(self, exc: Exception) -> None:
         self.failures += 1
@@ -160,25 +172,24 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
                         log.info("stream disconnect requested by the server: reconnecting")
                         return
                 else:
-                    await self._slots.acquire()
-                    self._spawn(self.route_message(frame))
+                    await self._frames.put(frame)
         finally:
             stopping.cancel()
 
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
-        task = asyncio.create_task(work)
-        self._in_flight.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[Any]) -> None:
-        self._in_flight.discard(task)
-        self._slots.release()
-        if not task.cancelled() and task.exception() is not None:
-            log.error("stream frame failed: %r", task.exception())  # e.g. the ack hit a closed socket
+    async def _work(self) -> None:
+        while True:
+            frame = await self._frames.get()
+            try:
+                await self.route_message(frame)
+            except Exception as exc:  # e.g. the ack hit a closed socket
+                log.error("stream frame failed: %r", exc)
+            finally:
+                self._frames.task_done()
 
     async def _drain(self) -> None:
-        if self._in_flight:
-            await asyncio.wait(set(self._in_flight), timeout=DRAIN_SECONDS)
+        """Wait (bounded) until every frame read so far is handled and acked."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._frames.join(), DRAIN_SECONDS)
 
 
 def _reason(exc: Exception) -> str:

@@ -234,9 +234,9 @@ async def test_an_error_nobody_foresaw_is_logged_with_its_traceback_and_the_stre
     assert "AttributeError: 'list' object has no attribute 'get'" in failure.getMessage()
 
 
-async def test_a_burst_is_held_in_the_socket_not_in_thousands_of_tasks(dingtalk: Emulator) -> None:
+async def test_a_burst_is_held_in_a_queue_not_in_thousands_of_tasks(dingtalk: Emulator) -> None:
     """Back-pressure: however many frames arrive, at most MAX_IN_FLIGHT are handled at once; the
-    rest wait unread until one finishes, and every frame is still handled and acked."""
+    rest wait until one finishes, and every frame is still handled and acked."""
     from bot.dingtalk.stream import MAX_IN_FLIGHT
 
     release, busy, peak = asyncio.Event(), [0], [0]
@@ -262,6 +262,40 @@ async def test_a_burst_is_held_in_the_socket_not_in_thousands_of_tasks(dingtalk:
         assert peak[0] == MAX_IN_FLIGHT and len(dingtalk.acks) == 0
         release.set()
         await dingtalk.wait_for(lambda: len(dingtalk.acks) == len(frames))
+    finally:
+        release.set()
+        await stream.stop()
+        await task
+        await stream.aclose()
+        await client.aclose()
+
+
+async def test_the_socket_is_read_while_every_worker_is_busy(dingtalk: Emulator) -> None:
+    """A burst longer than the websocket's keepalive timeout must not drop the connection: the frames
+    behind it (a ping, a pong) are read at once, though no worker is free to handle a message."""
+    from bot.dingtalk.stream import MAX_IN_FLIGHT
+
+    release = asyncio.Event()
+
+    async def slow(_incoming: object) -> list:
+        await release.wait()
+        return []
+
+    settings = fast_settings(dingtalk, dingtalk.url)
+    client = OpenApiClient(settings)
+    stream = StreamClient(settings, InboundHandler(slow, client, FakeClock(START)))
+    task = asyncio.create_task(stream.start())
+    frames = [dingtalk.robot_message(f"帮助 {n}", sender="u_zhujian") for n in range(4 * MAX_IN_FLIGHT)]
+    try:
+        await dingtalk.wait_for(lambda: stream.connected)
+        for frame in frames:
+            await dingtalk.push_frame(frame)
+        ping = await dingtalk.ping()
+        await dingtalk.wait_for(lambda: dingtalk.acked(ping) == 1)  # answered behind the whole burst
+        assert len(dingtalk.acks) == 1 and stream.connections == 1
+        release.set()
+        await dingtalk.wait_for(lambda: len(dingtalk.acks) == len(frames) + 1)
+        assert all(dingtalk.acked(frame) == 1 for frame in frames) and stream.connections == 1
     finally:
         release.set()
         await stream.stop()

@@ -1,0 +1,45 @@
+"""The msgId guard on every command's hot path, in SQLAlchemy Core: a primary-key read before the
+command runs and one INSERT … ON CONFLICT DO NOTHING RETURNING in its transaction (SQLite ≥ 3.35
+and PostgreSQL both run it) instead of loading and flushing ORM objects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from storage.models import ProcessedMessage
+
+TABLE = ProcessedMessage.__table__
+
+
+@dataclass(frozen=True)
+class Processed:
+    msg_id: str
+    replies: list[dict] | None  # None: a row from before replies were kept, which counts as answered
+    replied_at: datetime | None
+
+
+def processed(session: Session, msg_id: str) -> Processed | None:
+    """The message already acted on, with its stored replies; None if it never was."""
+    row = session.execute(select(TABLE.c.replies, TABLE.c.replied_at).where(TABLE.c.msg_id == msg_id)).first()
+    return None if row is None else Processed(msg_id, row.replies, row.replied_at)
+
+
+def record(session: Session, msg_id: str, at: datetime, replies: list[dict]) -> bool:
+    """Record `msg_id` as acted on, in the command's transaction. False if it already was: another
+    instance committed the same message meanwhile (on PostgreSQL the INSERT waits for that
+    instance's transaction, then finds its row), and this transaction must roll back."""
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = (dialect.insert(TABLE).values(msg_id=msg_id, at=at, replies=replies)
+                 .on_conflict_do_nothing(index_elements=[TABLE.c.msg_id]).returning(TABLE.c.msg_id))
+    return session.execute(statement).first() is not None
+
+
+def mark_replied(session: Session, msg_ids: list[str], at: datetime) -> None:
+    """Their replies went out: a redelivery of them now answers nothing."""
+    session.execute(update(TABLE).where(TABLE.c.msg_id.in_(msg_ids), TABLE.c.replied_at.is_(None))
+                    .values(replied_at=at))
