@@ -366,8 +366,18 @@ class Harness:
             # on a busy machine the lock came after the sender's timeout: it gave that send up
             # (unaccepted, so nothing arrived); catch its next one
             lock.release()
+        return await self.kill_after_the_200(lock)
+
+    async def kill_after_the_200(self, lock: OutboxLock | None = None, sends: int = 1) -> Kill:
+        """With the outbox's write lock held (`lock`, or taken now), DingTalk accepts `sends` held
+        sends, and the sender, whose commit waits on the lock, is killed right there: the 200→commit
+        window. Then the lock is let go and DingTalk no longer holds sends."""
+        if lock is None:
+            lock = OutboxLock(self.url)
+            await asyncio.to_thread(lock.acquire)
         try:
-            await self.emulator.accept_held()
+            for _ in range(sends):
+                await self.emulator.accept_held()
             await asyncio.sleep(0.1)  # the 200 reaches the sender, whose commit then waits on the lock
             kill = await self.kill("200→commit")
         finally:
@@ -528,16 +538,7 @@ async def test_one_kill_duplicates_at_most_one_send(dingtalk: Emulator, tmp_path
         while arrived < len(dingtalk.held):  # until the round's other sends stop arriving
             arrived = len(dingtalk.held)
             await asyncio.sleep(0.3)
-        lock = OutboxLock(url)
-        await asyncio.to_thread(lock.acquire)
-        try:
-            for _ in range(len(dingtalk.held)):  # DingTalk accepts every send in flight
-                await dingtalk.accept_held()
-            await asyncio.sleep(0.1)
-            kill = await harness.kill("200→commit")
-        finally:
-            lock.release()
-        dingtalk.release_held()
+        kill = await harness.kill_after_the_200(sends=len(dingtalk.held))  # DingTalk accepts every send in flight
         harness.start()
         await harness.run_to_the_end(clock)
     finally:
@@ -578,15 +579,7 @@ async def test_a_ding_killed_between_dingtalks_200_and_our_commit_comes_at_most_
             dingtalk.hold_sends((DING_SEND,))
             harness.start()
             await harness.wait(lambda: dingtalk.waiting, "a DING")
-            lock = OutboxLock(url)
-            await asyncio.to_thread(lock.acquire)
-            try:
-                await dingtalk.accept_held()  # DingTalk accepted it …
-                await asyncio.sleep(0.1)
-                await harness.kill("200→commit")  # … and we died before recording it
-            finally:
-                lock.release()
-            dingtalk.release_held()
+            await harness.kill_after_the_200()  # DingTalk accepted it, and we died before recording it
         harness.start()
         await harness.run_to_the_end(clock)
     finally:
