@@ -448,6 +448,7 @@ async def kill_and_check(dingtalk: Emulator, db_url: str, tmp_path: Path, kills:
     plan = [window for window, count in kills.items() for _ in range(count)]
     rng.shuffle(plan)
     end = start + timedelta(days=RUN_DAYS)
+    crash_runner.fork_server()  # before the clock starts: the fortnight is for the bot's work, not for imports
     clock = FastClock(start, time.time(), SPEED, end, AFTER_SPEED)
     (tmp_path / "logs").mkdir()
     harness = Harness(dingtalk, Config(
