@@ -25,6 +25,7 @@ from tests.emulator import Emulator
 
 if TYPE_CHECKING:
     from tests.helpers import World
+    from tests.reminders.test_reports import SimulatedYear
 
 # No test may reach a real DingTalk host. The SDK reads this variable once, when dingtalk_stream is
 # first imported (DingTalkStreamClient.OPEN_CONNECTION_API is a class attribute computed then), and
@@ -68,6 +69,18 @@ def db_url(request: pytest.FixtureRequest, tmp_path) -> str:
     SQLModel.metadata.drop_all(engine)
     engine.dispose()
     return url
+
+
+@pytest.fixture(scope="session")
+def year(tmp_path_factory: pytest.TempPathFactory) -> SimulatedYear:
+    """tests/reminders/test_reports.py's simulated county year, played once a session (the costliest
+    fixture): its tests read it, tests/bot/test_dashboard_browser.py copies it. Nobody writes to it."""
+    from tests.reminders.test_reports import SimulatedYear, YearSim
+
+    root = tmp_path_factory.mktemp("year")
+    sim = YearSim(root / "year.db", root / "reports")
+    sim.run()
+    return SimulatedYear(sim.engine, sim.settings, sim.calendar, root / "year.db")
 
 
 @pytest.fixture

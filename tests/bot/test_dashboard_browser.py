@@ -31,10 +31,11 @@ from handlers.incoming import Incoming
 from reminders.reports import build_bulletin, build_monthly, month_before
 from storage.db import make_engine
 from storage.models import Notice, Outbox, Task, Unit
-from tests.reminders.test_reports import END, YearSim
+from tests.reminders.test_reports import END
 
 CHROMIUM = Path(os.environ.get("DUBAN_CHROMIUM", "/usr/bin/chromium"))
 MSG_IDS = itertools.count(1)
+pytestmark = pytest.mark.xdist_group("simulated_year")  # on the worker that played the year
 RGB = {"red": "rgb(207, 19, 34)", "yellow": "rgb(250, 173, 20)", "blue": "rgb(22, 119, 255)",
        "none": "rgb(217, 217, 217)"}
 
@@ -61,13 +62,9 @@ class County:
 
 
 @pytest.fixture(scope="module")
-def year_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def year_db(request: pytest.FixtureRequest) -> Path:
     _need_browser()
-    root = tmp_path_factory.mktemp("browser-year")
-    sim = YearSim(root / "year.db", root / "reports")
-    sim.run()
-    sim.engine.dispose()
-    return root / "year.db"
+    return request.getfixturevalue("year").path  # the session's simulated year (tests/conftest.py); copied, never written
 
 
 @pytest.fixture

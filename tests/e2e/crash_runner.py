@@ -71,9 +71,18 @@ class Config:
 
 
 def fork_server() -> ForkServerContext:
+    """The fork server, running and done importing the bot: on a busy machine those imports take
+    long, and a test's clock, its first life and its waits must not pay for them."""
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload([__name__])  # no effect once the server runs: it is reused
+    ready = context.Process(target=_ready)  # the server forks it only once the imports are done
+    ready.start()
+    ready.join()
     return context
+
+
+def _ready() -> None:
+    pass
 
 
 def worker_name(pid: int) -> str:

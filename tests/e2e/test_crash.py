@@ -64,6 +64,9 @@ from tests.emulator import Delivery, Emulator
 from tests.emulator.receipts import DING_SEND
 
 TASKS = 1000
+# with cards: as many notices of every kind and every recipient as the colours need, fewer of each: the
+# paths are the same, and three rows a change (card sends and updates in place) cost three times as much
+TASKS_WITH_CARDS = 400
 UNITS = 20
 DEADLINE_DAYS = 14  # deadlines spread over a fortnight
 RUN_DAYS = 17  # and a little more, for the yellows; ends on a Thursday 09:00
@@ -83,6 +86,10 @@ RESENT = re.compile(r"outbox row=(\d+) lease of \S+ expired, sending again")
 WAIT_SECONDS = 30.0
 DRAIN_SECONDS = 150.0  # for the last life to catch up with its clock (on a busy 2-core machine)
 T = TypeVar("T")
+# Under pytest-xdist, the tests that run the bot as processes of its own (here and test_two_instances.py)
+# go to one worker, one after another: two of them at once on 2 cores would starve the bot of the
+# pace its fast clock sets.
+pytestmark = pytest.mark.xdist_group("bot_processes")
 
 
 def simulated_start() -> datetime:
@@ -111,13 +118,13 @@ def write_roster(path: Path) -> Path:
     return path
 
 
-def seed(url: str, roster: Path, start: datetime) -> None:
-    """1,000 交办 through the bot, as the county head in the all-units group, due over a fortnight."""
+def seed(url: str, roster: Path, start: datetime, tasks: int) -> None:
+    """`tasks` (1,000) 交办 through the bot, as the county head in the all-units group, due over a fortnight."""
     engine = make_engine(url)
     create_schema(engine)
     bot = Bot(engine, Settings(database_url=url, rules=Rules(auto_issue=True)), FakeClock(start), WorkCalendar())
     bot.load_roster(roster)
-    for n in range(TASKS):
+    for n in range(tasks):
         due = start + timedelta(days=1 + n % DEADLINE_DAYS)
         [reply] = bot.handle_sync(Incoming(
             msg_id=f"seed-{n}", sender_id="u_xianzhang", conversation_id="cid_all_units", is_group=True,
@@ -366,8 +373,18 @@ class Harness:
             # on a busy machine the lock came after the sender's timeout: it gave that send up
             # (unaccepted, so nothing arrived); catch its next one
             lock.release()
+        return await self.kill_after_the_200(lock)
+
+    async def kill_after_the_200(self, lock: OutboxLock | None = None, sends: int = 1) -> Kill:
+        """With the outbox's write lock held (`lock`, or taken now), DingTalk accepts `sends` held
+        sends, and the sender, whose commit waits on the lock, is killed right there: the 200→commit
+        window. Then the lock is let go and DingTalk no longer holds sends."""
+        if lock is None:
+            lock = OutboxLock(self.url)
+            await asyncio.to_thread(lock.acquire)
         try:
-            await self.emulator.accept_held()
+            for _ in range(sends):
+                await self.emulator.accept_held()
             await asyncio.sleep(0.1)  # the 200 reaches the sender, whose commit then waits on the lock
             kill = await self.kill("200→commit")
         finally:
@@ -412,17 +429,18 @@ async def test_kill_9_twenty_times_loses_nothing_and_duplicates_only_what_dingta
 
 async def test_kill_9_with_interactive_cards_as_the_transport(dingtalk: Emulator, tmp_path: Path) -> None:
     """The same guarantees with every task message a card (createAndDeliver) and its in-place
-    updates (PUT) riding the outbox too: fewer kills, on SQLite only, to keep the run short."""
-    await kill_and_check(dingtalk, f"sqlite:///{tmp_path}/duban.db", tmp_path, KILLS_WITH_CARDS, cards=True)
+    updates (PUT) riding the outbox too: fewer kills and tasks, on SQLite only, to keep the run short."""
+    await kill_and_check(dingtalk, f"sqlite:///{tmp_path}/duban.db", tmp_path, KILLS_WITH_CARDS, TASKS_WITH_CARDS,
+                         cards=True)
     assert dingtalk.cards.cards and sum(card.updates for card in dingtalk.cards.cards.values()) > 0
 
 
 async def kill_and_check(dingtalk: Emulator, db_url: str, tmp_path: Path, kills: dict[str, int],
-                         cards: bool = False) -> None:
+                         tasks: int = TASKS, cards: bool = False) -> None:
     started = time.monotonic()
     start = simulated_start()
     roster = write_roster(tmp_path / "roster.yaml")
-    seed(db_url, roster, start)
+    seed(db_url, roster, start, tasks)
     seeded = time.monotonic() - started
 
     seed_value = int(os.environ.get("DUBAN_CRASH_SEED", time.time_ns() % 10**6))
@@ -430,6 +448,7 @@ async def kill_and_check(dingtalk: Emulator, db_url: str, tmp_path: Path, kills:
     plan = [window for window, count in kills.items() for _ in range(count)]
     rng.shuffle(plan)
     end = start + timedelta(days=RUN_DAYS)
+    crash_runner.fork_server()  # before the clock starts: the fortnight is for the bot's work, not for imports
     clock = FastClock(start, time.time(), SPEED, end, AFTER_SPEED)
     (tmp_path / "logs").mkdir()
     harness = Harness(dingtalk, Config(
@@ -453,6 +472,7 @@ async def kill_and_check(dingtalk: Emulator, db_url: str, tmp_path: Path, kills:
     finally:
         harness.close()
 
+    assert {notice.kind for notice in notices.values()} >= set(COLOURS), "the run never reached every colour"
     due = [row for row in rows if row.deliver_after <= done]
     assert [row.id for row in due if row.status != OutboxStatus.SENT] == [], "lost"
     rows = [row for row in rows if not row.card_update]  # an update in place arrives as no new message
@@ -488,7 +508,7 @@ async def kill_and_check(dingtalk: Emulator, db_url: str, tmp_path: Path, kills:
     duplicated = sorted((notices[row.notice_id].code if row.notice_id else row.title, row.recipient)
                         for row in rows if row.id in resent)
     observed = Counter(window for kill in harness.kills for window in kill.windows)
-    print(f"\nkill -9 on {db_url.split(':')[0]} (seed {seed_value}): {TASKS} tasks seeded in {seeded:.1f}s; "
+    print(f"\nkill -9 on {db_url.split(':')[0]} (seed {seed_value}): {tasks} tasks seeded in {seeded:.1f}s; "
           f"{len(harness.kills)} kills in {time.monotonic() - started - seeded:.1f}s, aimed "
           f"{dict(Counter(k.aimed_at for k in harness.kills))}, caught in flight {dict(observed)} "
           f"(sends duplicated per kill: {[k.calls for k in harness.kills]})\n"
@@ -528,16 +548,7 @@ async def test_one_kill_duplicates_at_most_one_send(dingtalk: Emulator, tmp_path
         while arrived < len(dingtalk.held):  # until the round's other sends stop arriving
             arrived = len(dingtalk.held)
             await asyncio.sleep(0.3)
-        lock = OutboxLock(url)
-        await asyncio.to_thread(lock.acquire)
-        try:
-            for _ in range(len(dingtalk.held)):  # DingTalk accepts every send in flight
-                await dingtalk.accept_held()
-            await asyncio.sleep(0.1)
-            kill = await harness.kill("200→commit")
-        finally:
-            lock.release()
-        dingtalk.release_held()
+        kill = await harness.kill_after_the_200(sends=len(dingtalk.held))  # DingTalk accepts every send in flight
         harness.start()
         await harness.run_to_the_end(clock)
     finally:
@@ -578,15 +589,7 @@ async def test_a_ding_killed_between_dingtalks_200_and_our_commit_comes_at_most_
             dingtalk.hold_sends((DING_SEND,))
             harness.start()
             await harness.wait(lambda: dingtalk.waiting, "a DING")
-            lock = OutboxLock(url)
-            await asyncio.to_thread(lock.acquire)
-            try:
-                await dingtalk.accept_held()  # DingTalk accepted it …
-                await asyncio.sleep(0.1)
-                await harness.kill("200→commit")  # … and we died before recording it
-            finally:
-                lock.release()
-            dingtalk.release_held()
+            await harness.kill_after_the_200()  # DingTalk accepted it, and we died before recording it
         harness.start()
         await harness.run_to_the_end(clock)
     finally:

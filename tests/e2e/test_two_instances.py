@@ -18,6 +18,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import func
 from sqlmodel import Session, SQLModel, select
 
@@ -33,6 +34,7 @@ ROWS = 10_000
 RECIPIENTS = 500  # 20 rows each, due a millisecond apart: no two fold into one send
 RATE_PER_SECOND = 10_000.0  # per process: no pacing to speak of, so the claims race at full speed
 DEADLINE_SECONDS = 120.0
+pytestmark = pytest.mark.xdist_group("bot_processes")  # one at a time (tests/e2e/test_crash.py)
 
 
 async def test_two_senders_on_one_postgresql_deliver_10000_rows_once_each_in_order(

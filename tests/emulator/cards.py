@@ -131,23 +131,19 @@ class CardHost:
         return _ok({"outTrackId": card.out_track_id})
 
     async def _deliver_only(self, request: web.Request) -> web.Response:
-        if denied := self._authorise(request):
-            return denied
-        body = await request.json()
-        card = self.cards.get(body.get("outTrackId", ""))
-        if card is None:
-            return _bad("卡片实例不存在", code="card.instance.not.found")
+        found = await self._existing(request)
+        if isinstance(found, web.Response):
+            return found
+        body, card = found
         if error := self._check_delivery(body):
             return error
         return self._show(card, body)
 
     async def _update(self, request: web.Request) -> web.Response:
-        if denied := self._authorise(request):
-            return denied
-        body = await request.json()
-        card = self.cards.get(body.get("outTrackId", ""))
-        if card is None:
-            return _bad("卡片实例不存在", code="card.instance.not.found")
+        found = await self._existing(request)
+        if isinstance(found, web.Response):
+            return found
+        body, card = found
         params = (body.get("cardData") or {}).get("cardParamMap")
         if not isinstance(params, dict) or not all(isinstance(v, str) for v in params.values()):
             return _bad("cardParamMap 的值须为字符串")
@@ -155,6 +151,16 @@ class CardHost:
         card.updates += 1
         card.remember_buttons()
         return _ok(True)
+
+    async def _existing(self, request: web.Request) -> tuple[dict[str, Any], Card] | web.Response:
+        """The request's body and the card it names, or DingTalk's refusal (not signed in, no such card)."""
+        if denied := self._authorise(request):
+            return denied
+        body = await request.json()
+        card = self.cards.get(body.get("outTrackId", ""))
+        if card is None:
+            return _bad("卡片实例不存在", code="card.instance.not.found")
+        return body, card
 
     def _new_card(self, body: dict[str, Any]) -> tuple[Card, web.Response | None]:
         params = (body.get("cardData") or {}).get("cardParamMap")

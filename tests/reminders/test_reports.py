@@ -72,6 +72,9 @@ START = shanghai(2026, 1, 1, 8)
 END = shanghai(2026, 12, 31, 18)
 LAST_ASSIGNMENT = date(2026, 12, 11)
 GROUPS = {"leaders": "cid_leaders", "all_units": "cid_all_units"}
+# `year` (tests/conftest.py) is played once a session: its readers here and in tests/bot/
+# test_dashboard_browser.py run on one pytest-xdist worker, so no other worker plays it again
+pytestmark = pytest.mark.xdist_group("simulated_year")
 ASSIGNERS = (("u_ducha1", "cid_all_units"), ("u_ducha2", ""), ("u_xianzhang", "cid_leaders"),
              ("u_changwu", "cid_leaders"), ("u_fuxianzhang", "cid_leaders"), ("u_zhuren", "cid_all_units"))
 TITLES = ("燃气管道隐患排查并报送整改清单", "城区背街小巷路灯修复", "农村危房改造进度核查", "校园周边交通安全整治",
@@ -336,14 +339,6 @@ class YearSim:
             session.exec(update(Outbox).where(due, Outbox.recipient == "u_hexi_ll")
                          .values(status=OutboxStatus.DEAD, attempts=1, last_error="no such user"))
             session.exec(update(Outbox).where(due).values(status=OutboxStatus.SENT, attempts=1, sent_at=now))
-
-
-@pytest.fixture(scope="session")
-def year(tmp_path_factory: pytest.TempPathFactory) -> SimulatedYear:
-    root = tmp_path_factory.mktemp("year")
-    sim = YearSim(root / "year.db", root / "reports")
-    sim.run()
-    return SimulatedYear(sim.engine, sim.settings, sim.calendar, root / "year.db")
 
 
 @pytest.fixture
