@@ -22,7 +22,7 @@ from urllib.parse import quote, urlsplit
 from sqlalchemy.engine import Engine
 
 from bot.clock import Clock
-from bot.dashboard.app import PREFIX as BOARD_PREFIX
+from bot.dashboard import PREFIX as BOARD_PREFIX
 from bot.dingtalk import todo as wire
 from bot.dingtalk.openapi import OpenApiClient
 from bot.transport import SendError

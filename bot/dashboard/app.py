@@ -28,7 +28,7 @@ from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from bot.clock import Clock
-from bot.dashboard import data, svg
+from bot.dashboard import PREFIX, data, svg
 from bot.settings import Settings
 from handlers.queries import COLOUR_WORDS
 from message_templates import render as words
@@ -41,7 +41,6 @@ from storage.db import transaction
 from storage.models import Person, Task, Unit
 
 COOKIE = "duban_board"
-PREFIX = "/board"
 SECURITY_HEADERS = {
     "Content-Security-Policy": ("default-src 'none'; style-src 'self'; script-src 'self'; img-src 'self' data:; "
                                 "font-src 'self'; "
