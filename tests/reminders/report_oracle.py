@@ -271,3 +271,34 @@ def stars(history: History, rows: list[UnitYear], on_time: dict[int, int], conse
 
 def build_monthly(session: Session, at: datetime, rules: Rules) -> MonthlyBulletin:
     return build_bulletin(session, month_before(at), rules)
+
+
+# ---- the dashboard's counts, as bot/dashboard/data.py made them from a History ----------------------
+def open_by_unit(history: History, cutoff: datetime, unit_id: int | None, category: str | None,
+                 ) -> dict[int, tuple[int, int, dict[str, int]]]:
+    """lead unit id → (open tasks, overdue among them, open tasks by colour)."""
+    out: dict[int, tuple[int, int, dict[str, int]]] = {}
+    for task in history.tasks.values():
+        if (unit_id is not None and task.lead_unit_id != unit_id or category is not None and task.category != category
+                or not history.is_open(task)):
+            continue
+        count, overdue, colours = out.get(task.lead_unit_id, (0, 0, {k: 0 for k in ("blue", "yellow", "red")}))
+        if (colour := history.colour(task.id)) is not None:
+            colours[colour] += 1
+        out[task.lead_unit_id] = (count + 1, overdue + (task.deadline < cutoff), colours)
+    return out
+
+
+def scored_between(history: History, since: datetime, unit_id: int | None, category: str | None,
+                   ) -> list[tuple[datetime, NoticeKind]]:
+    out = []
+    for event, notice in history.scored:
+        task = history.tasks.get(event.task_id)
+        if event.at >= since and (unit_id is None or event.unit_id == unit_id) and (
+                category is None or task is not None and task.category == category):
+            out.append((event.at, notice.kind))
+    return out
+
+
+def categories(history: History) -> list[str]:
+    return sorted({t.category for t in history.tasks.values()})
