@@ -22,6 +22,7 @@ from storage.models import (
     AuditEvent,
     Notice,
     NoticeKind,
+    NoticeStatus,
     ProgressReport,
     ScoreEvent,
     Task,
@@ -269,3 +270,37 @@ def marked_notices(session: Session, cutoff: datetime, actions: tuple[str, ...],
                 AuditEvent.action.in_(actions), AuditEvent.at < cutoff, code.in_(wanted[start:start + CHUNK]))):
             out[action].add(found)
     return out
+
+
+# ---- the 台账 ---------------------------------------------------------------------------------------
+def issued_colours(session: Session, task_ids: Iterable[int]) -> dict[int, NoticeKind]:
+    """task id → the highest colour issued on it (storage.queries.task_colour, for many tasks at once)."""
+    out: dict[int, NoticeKind] = {}
+    for chunk in _chunks(task_ids):
+        for task_id, rank in session.exec(select(Notice.task_id, func.max(_colour_rank())).where(
+                Notice.task_id.in_(chunk), Notice.status == NoticeStatus.ISSUED, Notice.kind.in_(COLOURS))
+                .group_by(Notice.task_id)):
+            out[task_id] = RANK_COLOUR[rank]
+    return out
+
+
+def last_progress(session: Session, task_ids: Iterable[int]) -> dict[int, ProgressReport]:
+    """task id → its latest progress report (of two at the same moment, the later written); only
+    those rows are read, not every report."""
+    out: dict[int, ProgressReport] = {}
+    for chunk in _chunks(task_ids):
+        latest = (select(ProgressReport.task_id, func.max(ProgressReport.at).label("at"))
+                  .where(ProgressReport.task_id.in_(chunk)).group_by(ProgressReport.task_id).subquery())
+        for report in session.exec(select(ProgressReport).join(latest, and_(
+                latest.c.task_id == ProgressReport.task_id, latest.c.at == ProgressReport.at))
+                .order_by(ProgressReport.id)):
+            out[report.task_id] = report
+    return out
+
+
+def score_tallies(session: Session, year: int) -> list[tuple[int, NoticeKind, int, int]]:
+    """(unit id, colour, notices, points) of the colour notices scored in `year`."""
+    return [tuple(row) for row in session.exec(  # type: ignore[misc]
+        select(ScoreEvent.unit_id, Notice.kind, func.count(), func.coalesce(func.sum(ScoreEvent.points), 0))
+        .join(Notice, Notice.id == ScoreEvent.notice_id).where(ScoreEvent.year == year)
+        .group_by(ScoreEvent.unit_id, Notice.kind))]
