@@ -5,9 +5,9 @@
 Fills a SQLite file in a temporary directory through the real bot (交办, 签收, the schedule's colour
 notices, 签发 of the drafts, 办结 and 销号) on a simulated year (see `fill`), then times each page over HTTP on a real aiohttp
 server, signed in, next to an anchor measured in the same run on the same server: a handler that
-returns a constant. The pages reuse the county's last reading while nothing changed (bot/dashboard/
-data.py, Histories); the "after a change" rows write an audit event before each request, so they
-show the first look after any command. Prints min / median / max of `--rounds` repetitions and the ratio to the anchor's
+returns a constant. Every page counts afresh in SQL (bot/dashboard/data.py over
+storage/report_queries.py); the "after a change" rows write an audit event before each request, so
+they show the first look after any command (the same as any other look now that nothing is cached). Prints min / median / max of `--rounds` repetitions and the ratio to the anchor's
 median, so a figure from a busy shared machine can be read against its own baseline.
 """
 
