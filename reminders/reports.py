@@ -173,11 +173,16 @@ def tallies(session: Session, cutoff: datetime, since: datetime, units: Iterable
 
 def issued_since(session: Session, cutoff: datetime, since: datetime) -> Tally:
     """All colour notices issued from `since` to the cut-off, whoever received them."""
-    tally = Tally()
-    for _, kind, count, points in report_queries.tallies(session, cutoff, since):
-        tally.count[kind] += count
-        tally.points[kind] += points
-    return tally
+    return added(tallies(session, cutoff, since, ()).values())
+
+
+def added(tallies: Iterable[Tally]) -> Tally:
+    total = Tally()
+    for tally in tallies:
+        for kind in COLOURS:
+            total.count[kind] += tally.count[kind]
+            total.points[kind] += tally.points[kind]
+    return total
 
 
 def all_units(session: Session) -> list[Unit]:
@@ -379,7 +384,7 @@ def build_bulletin(session: Session, period: Period, rules: Rules) -> MonthlyBul
     admonished = consequences(session, reds, year, rules.admonition_reds, period)
     return MonthlyBulletin(
         period=period, year=year, units=rows, criticised=criticised, admonished=admonished,
-        stalled=stalled(session, cutoff, rules), issued=issued_since(session, cutoff, period.start),
+        stalled=stalled(session, cutoff, rules), issued=added(month.values()),  # every unit's, summed
         praised=praised(rows) if rules.praise_list else [],
         titles=report_queries.titles(session, (code for c in criticised + admonished for code, _ in c.tasks)))
 
