@@ -204,7 +204,7 @@ class Consequence:
     at: datetime  # when the threshold was reached
 
 
-def red_marks(reds: list[ScoreEvent], year: int, threshold: int) -> dict[int, datetime]:
+def red_marks(reds: Sequence[ScoreEvent], year: int, threshold: int) -> dict[int, datetime]:
     """unit id → when it reached `threshold` reds: in the year in total, or on one task (第十条).
     `reds`: report_queries.red_events, in the order they were scored."""
     reds_by_unit: dict[int, list[ScoreEvent]] = defaultdict(list)
@@ -224,7 +224,7 @@ def red_marks(reds: list[ScoreEvent], year: int, threshold: int) -> dict[int, da
     return marks
 
 
-def consequences(session: Session, reds: list[ScoreEvent], year: int, threshold: int,
+def consequences(session: Session, reds: Sequence[ScoreEvent], year: int, threshold: int,
                  within: Period | None = None) -> list[Consequence]:
     """Units that reached `threshold` reds (in `within`, if given), in the order they reached it."""
     marked = [(unit_id, at) for unit_id, at in sorted(red_marks(reds, year, threshold).items(),
@@ -335,7 +335,7 @@ class StalledTask:
     task: Task
     unit: Unit
     head: Person | None  # 通报必见人见事
-    urges: list[Notice]  # the colour notices issued, in order
+    urges: Sequence[Notice]  # the colour notices issued, in order (report_queries.URGE_COLUMNS only)
     colour: NoticeKind | None
 
 

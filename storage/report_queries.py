@@ -14,7 +14,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 
-from sqlalchemy import ColumnElement, and_, case, func, or_
+from sqlalchemy import ColumnElement, Row, and_, case, func, or_
 from sqlmodel import Session, select
 
 from storage.models import (
@@ -34,6 +34,7 @@ CHUNK = 900  # SQLite allows a bounded number of bound parameters
 # a task's colour is the highest its scored notices reached: ranked here so SQL can take the MAX
 COLOUR_RANK = {NoticeKind.BLUE: 1, NoticeKind.YELLOW: 2, NoticeKind.RED: 3}
 RANK_COLOUR = {rank: kind for kind, rank in COLOUR_RANK.items()}
+URGE_COLUMNS = (Notice.task_id, Notice.id, Notice.code, Notice.kind, Notice.issued_at)  # what 措施10 shows
 
 
 # ---- predicates -----------------------------------------------------------------------------------
@@ -98,10 +99,11 @@ def colours(session: Session, cutoff: datetime, task_ids: Iterable[int]) -> dict
     return out
 
 
-def red_events(session: Session, cutoff: datetime, year: int) -> list[ScoreEvent]:
+def red_events(session: Session, cutoff: datetime, year: int) -> list[Row]:
     """The red score events 第十条 needs for `year`, in order: every red of the year, and every earlier
-    red on a task that had one in the year (a 2nd red on one task may span two years)."""
-    reds = (select(ScoreEvent).join(Notice, Notice.id == ScoreEvent.notice_id)
+    red on a task that had one in the year (a 2nd red on one task may span two years). Plain rows of
+    (id, unit_id, task_id, year, at): a county with many reds makes many."""
+    reds = (select(ScoreEvent.id, ScoreEvent.unit_id, ScoreEvent.task_id, ScoreEvent.year, ScoreEvent.at).join(Notice, Notice.id == ScoreEvent.notice_id)
             .where(Notice.kind == NoticeKind.RED, ScoreEvent.at < cutoff))
     tasks = (select(ScoreEvent.task_id).join(Notice, Notice.id == ScoreEvent.notice_id)
              .where(Notice.kind == NoticeKind.RED, ScoreEvent.at < cutoff, ScoreEvent.year == year))
@@ -215,24 +217,26 @@ def tasks_by_id(session: Session, task_ids: Iterable[int]) -> dict[int, Task]:
 
 
 def stalled_candidates(session: Session, cutoff: datetime, urges: int,
-                       ) -> list[tuple[Task, list[Notice], datetime | None]]:
-    """Tasks open at the cut-off with `urges` or more colour notices scored before it: each with its
-    notices in the order they were scored, and its last progress report before the cut-off."""
-    urged = (select(ScoreEvent.task_id).where(ScoreEvent.at < cutoff).group_by(ScoreEvent.task_id)
-             .having(func.count() >= urges))
-    tasks = {t.id: t for t in session.exec(select(Task).where(
-        Task.id.in_(urged), assigned_before(cutoff), open_at(cutoff)))}
-    if not tasks:
-        return []
-    notices: dict[int, list[Notice]] = defaultdict(list)
-    last: dict[int, datetime] = {}
-    for chunk in _chunks(tasks):
-        for notice in session.exec(select(Notice).join(ScoreEvent, ScoreEvent.notice_id == Notice.id).where(
+                       ) -> list[tuple[Task, list[Row], datetime | None]]:
+    """Tasks open at the cut-off with `urges` or more colour notices scored before it and no progress
+    report since the last of them was issued (a superset of 措施10's: the caller checks from the
+    first): each with its notices (URGE_COLUMNS) in the order they were scored, and its last report
+    before the cut-off."""
+    urged = (select(ScoreEvent.task_id, func.max(Notice.issued_at).label("last_urge"))
+             .join(Notice, Notice.id == ScoreEvent.notice_id).where(ScoreEvent.at < cutoff)
+             .group_by(ScoreEvent.task_id).having(func.count() >= urges).subquery())
+    progress = (select(ProgressReport.task_id, func.max(ProgressReport.at).label("at"))
+                .where(ProgressReport.at < cutoff).group_by(ProgressReport.task_id).subquery())
+    found = session.exec(select(Task, progress.c.at).join(urged, urged.c.task_id == Task.id)
+                         .outerjoin(progress, progress.c.task_id == Task.id)
+                         .where(assigned_before(cutoff), open_at(cutoff),
+                                or_(progress.c.at.is_(None), progress.c.at < urged.c.last_urge))).all()
+    notices: dict[int, list[Row]] = defaultdict(list)
+    for chunk in _chunks(task.id for task, _ in found):  # plain rows: a bulletin may name hundreds of these
+        for notice in session.exec(select(*URGE_COLUMNS).join(ScoreEvent, ScoreEvent.notice_id == Notice.id).where(
                 ScoreEvent.at < cutoff, ScoreEvent.task_id.in_(chunk)).order_by(ScoreEvent.at, ScoreEvent.id)):
             notices[notice.task_id].append(notice)
-        last.update(session.exec(select(ProgressReport.task_id, func.max(ProgressReport.at)).where(
-            ProgressReport.at < cutoff, ProgressReport.task_id.in_(chunk)).group_by(ProgressReport.task_id)).all())
-    return [(task, notices[task_id], last.get(task_id)) for task_id, task in tasks.items()]
+    return [(task, notices[task.id], last) for task, last in found]
 
 
 def titles(session: Session, codes: Iterable[str]) -> dict[str, str]:

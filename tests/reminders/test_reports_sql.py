@@ -189,8 +189,8 @@ def plain(value: object) -> object:
         return ("unit", value.id, value.name)
     if isinstance(value, Person):
         return ("person", value.user_id, value.name)
-    if isinstance(value, Notice):
-        return ("notice", value.id, value.code, value.kind, value.issued_at)
+    if isinstance(value, Notice) or hasattr(value, "_mapping"):  # a Notice, or a row of its columns
+        return ("notice", value.id, value.code, plain(value.kind), value.issued_at)
     if dataclasses.is_dataclass(value) and not isinstance(value, type):
         return {f.name: plain(getattr(value, f.name)) for f in dataclasses.fields(value)}
     if isinstance(value, dict):
