@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from datetime import datetime, time, timedelta
 
 from sqlalchemy import ColumnElement, Row, and_, case, func, or_
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, select
 
 from storage.models import (
@@ -203,6 +204,37 @@ def open_tasks(session: Session, cutoff: datetime, unit_id: int | None = None,
     if category is not None:
         query = query.where(Task.category == category)
     return list(session.exec(query))
+
+
+FORECAST_TASK_COLUMNS = (Task.id, Task.lead_unit_id, Task.status, Task.assigned_at, Task.deadline, Task.cycle,
+                         Task.cycle_started_at, Task.acknowledged_at, Task.last_progress_at, Task.report_every_days,
+                         Task.deployed_at, Task.monthly_report)  # what reminders.engine.task_state reads
+
+
+def forecast_inputs(session: Session, now: datetime, until: datetime, notice_columns: tuple,
+                    unit_id: int | None = None, category: str | None = None) -> tuple[list[Row], list[Row]]:
+    """What the colour forecast (Policy.upcoming) to `until` needs, as plain rows: the tasks open now
+    that can get a colour notice by then, and of each only the notices its colour rule reads — this
+    cycle's blue and yellow notices and its last red (Policy._colours). A colour falls due no earlier
+    than the deadline (blue, yellow) or than an issued yellow of the cycle (red), so a task whose
+    deadline is after `until` and whose cycle has no issued yellow is left out."""
+    yellow = aliased(Notice)
+    issued_yellow = (select(yellow.id).where(yellow.task_id == Task.id, yellow.cycle == Task.cycle,
+                                             yellow.kind == NoticeKind.YELLOW, yellow.issued_at.is_not(None))
+                     .exists())
+    conditions = [assigned_before(now), open_at(now), or_(Task.deadline <= until, issued_yellow)]
+    if unit_id is not None:
+        conditions.append(Task.lead_unit_id == unit_id)
+    if category is not None:
+        conditions.append(Task.category == category)
+    tasks = list(session.exec(select(*FORECAST_TASK_COLUMNS).where(*conditions).order_by(Task.id)))
+    red = aliased(Notice)
+    last_red = (select(func.max(red.seq)).where(red.task_id == Notice.task_id, red.cycle == Notice.cycle,
+                                                red.kind == NoticeKind.RED).scalar_subquery())
+    notices = list(session.exec(
+        select(Notice.task_id, *notice_columns).join(Task, and_(Task.id == Notice.task_id, Task.cycle == Notice.cycle))
+        .where(*conditions, Notice.kind.in_(COLOURS), or_(Notice.kind != NoticeKind.RED, Notice.seq == last_red))))
+    return tasks, notices
 
 
 def categories(session: Session, cutoff: datetime) -> list[str]:

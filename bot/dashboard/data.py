@@ -165,21 +165,20 @@ def overview(session: Session, now: datetime, settings: Settings, calendar: Work
 
 def heat_strip(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar, scope: Scope,
                filters: Filters) -> list[HeatDay]:
-    """Per day of the next fortnight, which units will receive which colour if nothing changes (预警)."""
-    tasks = report_queries.open_tasks(session, now, scope.unit_id, filters.category)
+    """Per day of the next fortnight, which units will receive which colour if nothing changes (预警):
+    Policy.upcoming over the tasks and notices that can decide it (report_queries.forecast_inputs)."""
+    until = now + timedelta(days=FORECAST_DAYS)
+    tasks, rows = report_queries.forecast_inputs(session, now, until, NOTICE_STATE_COLUMNS, scope.unit_id,
+                                                 filters.category)
     policy = Policy(calendar, settings.rules)
     notices: dict[int, list[NoticeState]] = defaultdict(list)
-    ids = [t.id for t in tasks]
-    for chunk in range(0, len(ids), 900):  # SQLite allows a bounded number of parameters
-        # plain rows, not ORM objects: notice_state reads only these columns, and this is the page's hot loop
-        for row in session.exec(select(Notice.task_id, *NOTICE_STATE_COLUMNS).where(
-                Notice.task_id.in_(ids[chunk:chunk + 900]))):
-            notices[row.task_id].append(notice_state(row))  # type: ignore[arg-type]
-    until = now + timedelta(days=FORECAST_DAYS)
+    for row in rows:
+        notices[row.task_id].append(notice_state(row))  # type: ignore[arg-type]
+    unit_names = dict(session.exec(select(Unit.id, Unit.name)).all())
     days: dict[date, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for task in tasks:
-        for due in policy.upcoming(task_state(task), notices[task.id], now, until):
-            days[to_shanghai(due.send_at).date()][due.kind].add(session.get(Unit, task.lead_unit_id).name)
+        for due in policy.upcoming(task_state(task), notices[task.id], now, until):  # type: ignore[arg-type]
+            days[to_shanghai(due.send_at).date()][due.kind].add(unit_names[task.lead_unit_id])
     first = now.date() + timedelta(days=1)
     return [HeatDay(day, {k: sorted(days[day][k]) for k in COLOURS if days[day][k]})
             for day in (first + timedelta(days=i) for i in range(FORECAST_DAYS))]
