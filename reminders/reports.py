@@ -396,14 +396,20 @@ def praised(units: list[UnitMonth]) -> list[UnitMonth]:
 
 def stalled(session: Session, cutoff: datetime, rules: Rules) -> list[StalledTask]:
     """措施10: open tasks urged `stalled_urges` times or more with no progress report since the first urging."""
-    out = []
-    for task, urges, last_progress in report_queries.stalled_candidates(session, cutoff, rules.stalled_urges):
-        if last_progress is not None and last_progress >= urges[0].issued_at:
-            continue
-        unit = session.get(Unit, task.lead_unit_id)
-        out.append(StalledTask(task, unit, queries.unit_head(session, unit), urges,
-                               highest_colour(n.kind for n in urges)))
+    found = [(task, urges) for task, urges, last_progress
+             in report_queries.stalled_candidates(session, cutoff, rules.stalled_urges)
+             if last_progress is None or last_progress < urges[0].issued_at]
+    units = {u.id: u for u in session.exec(select(Unit).where(Unit.id.in_({t.lead_unit_id for t, _ in found})))}
+    heads = unit_heads(session, units.values())  # one query, not one per task named: a bulletin may name hundreds
+    out = [StalledTask(task, units[task.lead_unit_id], heads.get(units[task.lead_unit_id].id), urges,
+                       highest_colour(n.kind for n in urges)) for task, urges in found]
     return sorted(out, key=lambda s: (s.urges[0].issued_at, s.task.id))
+
+
+def unit_heads(session: Session, units: Iterable[Unit]) -> dict[int, Person]:
+    """unit id → its head on the roster (storage.queries.unit_head for many units at once)."""
+    by_user = {u.head_user_id: u.id for u in units if u.head_user_id}
+    return {by_user[p.user_id]: p for p in session.exec(select(Person).where(Person.user_id.in_(by_user)))}
 
 
 def monthly_chart(bulletin: MonthlyBulletin, out_dir: Path) -> Path:

@@ -10,10 +10,12 @@ Nothing here counts a second way, and nothing reads the whole history: every pag
 
 from __future__ import annotations
 
-from collections import defaultdict
+import threading
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 
+from sqlalchemy import func
 from sqlmodel import Session, select
 
 from bot.settings import Settings
@@ -36,8 +38,11 @@ from storage.models import (
     AuditEvent,
     Notice,
     NoticeKind,
+    NoticeStatus,
     Person,
+    ProgressReport,
     Role,
+    ScoreEvent,
     Task,
     Unit,
 )
@@ -161,6 +166,72 @@ def overview(session: Session, now: datetime, settings: Settings, calendar: Work
         heat=heat_strip(session, now, settings, calendar, scope, filters) if not filters.period else [],
         trend=trend(session, cutoff, scope, filters),
         categories=report_queries.categories(session, cutoff), periods=recent_periods(now))
+
+
+def data_version(session: Session) -> tuple:
+    """Changes whenever anything an overview reads may have changed. Every insert into its tables moves
+    a maximum id; every command that changes a task or a notice writes an audit event (handlers'
+    ctx.audit, the void / held marks); and, not to rest on that alone, the counts a 销号 / 撤销, an
+    issue, a void or an extension move (open tasks, issued and void notices, the sum of cycles) and
+    the whole roster (names, heads, active flags: a few hundred short rows) are part of it."""
+    def top(column: object) -> object:
+        return select(func.coalesce(func.max(column), 0)).scalar_subquery()
+
+    def counted(model: type, *where: object) -> object:
+        return select(func.count()).select_from(model).where(*where).scalar_subquery()
+
+    row = session.exec(select(
+        top(AuditEvent.id), top(Notice.id), top(ScoreEvent.id), top(Task.id), top(ProgressReport.id),
+        counted(Task, Task.closed_at.is_(None)), select(func.coalesce(func.sum(Task.cycle), 0)).scalar_subquery(),
+        counted(Notice, Notice.issued_at.is_not(None)), counted(Notice, Notice.status == NoticeStatus.VOID))).one()
+    roster = (tuple(session.exec(select(Unit.id, Unit.name, Unit.head_user_id, Unit.active).order_by(Unit.id))),
+              tuple(session.exec(select(Person.user_id, Person.name, Person.title, Person.role, Person.unit_id,
+                                        Person.active).order_by(Person.user_id))))
+    return tuple(row), hash(roster)
+
+
+DATED = (Task.assigned_at, Task.closed_at, ScoreEvent.at, ProgressReport.at, AuditEvent.at, Notice.created_at,
+         Notice.issued_at)  # every column the overview compares with its cut-off
+
+
+def _dated_from(session: Session, moment: datetime) -> bool:
+    """Whether any row the overview reads is dated at or after `moment`: one built at `moment` left it
+    out, and one built a second later would not."""
+    return any(session.exec(select(column).where(column >= moment).limit(1)).first() is not None
+               for column in DATED)
+
+
+class Overviews:
+    """Reuses an overview while nothing it depends on can have changed: the same scope and filters, the
+    same data version (data_version) and the same minute of the clock. Everything clock-dependent on
+    the page (month to date, overdue, drafts late, the forecast) is then as of the first look in that
+    minute — as if the page had been loaded then, which a page refreshed each minute is anyway. A new
+    minute or any change to the data builds afresh (a clock set back gives another minute: no reuse
+    across it); an overview is not kept at all if a row is dated at or after its moment (written at
+    that very instant, or by an instance whose clock is ahead), since a later look would count it."""
+
+    SIZE = 32
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[tuple, tuple[datetime, Overview]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, now: datetime, settings: Settings, calendar: WorkCalendar, scope: Scope,
+            filters: Filters) -> tuple[datetime, Overview]:
+        """(the moment it was built at, the overview)."""
+        key = (scope.unit_id, filters, now.replace(second=0, microsecond=0), data_version(session))
+        with self._lock:
+            if key in self._kept:
+                self._kept.move_to_end(key)
+                return self._kept[key]
+        made = (now, overview(session, now, settings, calendar, scope, filters))
+        if _dated_from(session, now):
+            return made  # rows at or after its moment (the same instant, or a clock ahead): not reusable
+        with self._lock:
+            self._kept[key] = made
+            while len(self._kept) > self.SIZE:
+                self._kept.popitem(last=False)
+        return made
 
 
 def heat_strip(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar, scope: Scope,

@@ -59,6 +59,17 @@ def county(db_url: str) -> Iterator:
                                cycle=0, status=status, due_at=at, created_at=at,
                                issued_at=at if status is NoticeStatus.ISSUED else None,
                                deadline_at_issue=task.original_deadline))
+    # a deadline moved by hand far past the fortnight in the same cycle: its issued yellow still brings a red
+    at = FIRST + timedelta(days=2 * 9 + 20, hours=10, minutes=5)
+    moved = Task(id=9999, code="DB-2025-9999", title="改期未换轮次", lead_unit_id=2, category="其他",
+                 assigner_id="u_office", assigned_at=at - timedelta(days=30), original_deadline=at - timedelta(days=20),
+                 deadline=LAST + timedelta(days=300), cycle=0, cycle_started_at=at - timedelta(days=30))
+    rows.append(moved)
+    for kind, days in ((NoticeKind.BLUE, 20), (NoticeKind.YELLOW, 15)):
+        rows.append(Notice(id=next(ids), code=f"{moved.code}-{kind.value}", task_id=moved.id, kind=kind, seq=1,
+                           cycle=0, status=NoticeStatus.ISSUED, due_at=at - timedelta(days=days),
+                           created_at=at - timedelta(days=days), issued_at=at - timedelta(days=days - 1),
+                           deadline_at_issue=moved.original_deadline))
     with transaction(engine) as session:
         for model in (Unit, Person, Task, Notice, ScoreEvent, ProgressReport, AuditEvent):
             session.add_all([r for r in rows if isinstance(r, model)])
