@@ -197,8 +197,7 @@ DATED = (Task.assigned_at, Task.closed_at, ScoreEvent.at, ProgressReport.at, Aud
 def _dated_from(session: Session, moment: datetime) -> bool:
     """Whether any row the overview reads is dated at or after `moment`: one built at `moment` left it
     out, and one built a second later would not."""
-    return any(session.exec(select(column).where(column >= moment).limit(1)).first() is not None
-               for column in DATED)
+    return any(session.exec(select(*(select(column).where(column >= moment).exists() for column in DATED))).one())
 
 
 class Overviews:
