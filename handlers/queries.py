@@ -23,6 +23,7 @@ from message_templates.reply import Reply
 from reminders.engine import notice_state, task_state
 from reminders.ledger import ledger_rows, unit_scores
 from reminders.ledger_export import forget_sent_ledgers, ledger_file, write_ledger
+from storage import report_queries
 from storage.models import (
     OPEN_STATUSES,
     AuditEvent,
@@ -57,13 +58,14 @@ def ledger(ctx: Context, args: str) -> None:
     query = select(Task).where(Task.status.in_(OPEN_STATUSES)).order_by(Task.deadline)
     if unit:
         query = query.where(Task.lead_unit_id == unit.id)
-    rows = ledger_rows(ctx.session, ctx.now, list(ctx.session.exec(query)))
+    tasks = list(ctx.session.exec(query))
     if colour:
-        rows = [r for r in rows if r["colour"] is colour]
+        colours = report_queries.issued_colours(ctx.session, [t.id for t in tasks])
+        tasks = [t for t in tasks if colours.get(t.id) is colour]
     if overdue_only:
-        rows = [r for r in rows if ctx.now > r["task"].deadline]
-    ctx.reply("ledger", rows=rows[:LEDGER_LIMIT], total=len(rows), unit=unit, colour=colour,
-              overdue_only=overdue_only, limit=LEDGER_LIMIT)
+        tasks = [t for t in tasks if ctx.now > t.deadline]
+    ctx.reply("ledger", rows=ledger_rows(ctx.session, ctx.now, tasks[:LEDGER_LIMIT]), total=len(tasks), unit=unit,
+              colour=colour, overdue_only=overdue_only, limit=LEDGER_LIMIT)  # rows built only for those listed
 
 
 def export_ledger(ctx: Context) -> None:
@@ -73,9 +75,8 @@ def export_ledger(ctx: Context) -> None:
     out = ledger_file(ctx.services.settings.reports_dir, ctx.now)
     forget_sent_ledgers(ctx.session, out.parent.parent, ctx.now)
     write_ledger(ctx.session, ctx.now, out)
-    rows = ledger_rows(ctx.session, ctx.now, list(ctx.session.exec(
-        select(Task).where(Task.status.in_(OPEN_STATUSES)).order_by(Task.deadline))))
-    ctx.reply("ledger", rows=rows[:LEDGER_LIMIT], total=len(rows), unit=None, colour=None, overdue_only=False,
+    tasks = list(ctx.session.exec(select(Task).where(Task.status.in_(OPEN_STATUSES)).order_by(Task.deadline)))
+    ctx.reply("ledger", rows=ledger_rows(ctx.session, ctx.now, tasks[:LEDGER_LIMIT]), total=len(tasks), unit=None, colour=None, overdue_only=False,
               limit=LEDGER_LIMIT, exported=True)
     ctx.send(ctx.sender.user_id, Reply(title=out.stem, text="", file_path=str(out)))
 
@@ -88,8 +89,8 @@ def mine(ctx: Context, args: str) -> None:
         query = query.where(Task.lead_unit_id == ctx.sender.unit_id)
     else:
         query = query.where(Task.assigner_id == ctx.sender.user_id)
-    rows = ledger_rows(ctx.session, ctx.now, list(ctx.session.exec(query)))
-    ctx.reply("mine", rows=rows[:LEDGER_LIMIT], total=len(rows), limit=LEDGER_LIMIT,
+    tasks = list(ctx.session.exec(query))
+    ctx.reply("mine", rows=ledger_rows(ctx.session, ctx.now, tasks[:LEDGER_LIMIT]), total=len(tasks), limit=LEDGER_LIMIT,
               unit=ctx.session.get(Unit, ctx.sender.unit_id) if ctx.sender.unit_id else None)
 
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import datetime
 
-from sqlalchemy import func
 from sqlmodel import Session, select
 
 from reminders.calendar import WorkCalendar
+from storage import report_queries
 from storage.models import (
     COLOURS,
     Notice,
@@ -15,26 +16,21 @@ from storage.models import (
     Outbox,
     OutboxStatus,
     Person,
-    ProgressReport,
-    ScoreEvent,
     Task,
     Unit,
 )
-from storage.queries import task_colour
 from storage.receipts import reads_by_notice
 
 
 def ledger_rows(session: Session, now: datetime, tasks: list[Task]) -> list[dict]:
-    """One dict per task for the ledger templates: colour, unit, deadline, overdue, last progress."""
-    rows = []
-    for task in tasks:
-        colour = task_colour(session, task.id)
-        last = session.exec(select(ProgressReport).where(ProgressReport.task_id == task.id)
-                            .order_by(ProgressReport.at.desc())).first()
-        rows.append({"task": task, "unit": session.get(Unit, task.lead_unit_id), "colour": colour,
-                     "overdue": max((now.date() - task.deadline.date()).days, 0) if now > task.deadline else 0,
-                     "last": last, "reads": notice_reads(session, task, now)})
-    return rows
+    """One dict per task for the ledger templates: colour, unit, deadline, overdue, last progress.
+    Colours and last reports are read for the listed tasks at once, not one query per task."""
+    ids = [t.id for t in tasks]
+    colours = report_queries.issued_colours(session, ids)
+    last = report_queries.last_progress(session, ids)
+    return [{"task": task, "unit": session.get(Unit, task.lead_unit_id), "colour": colours.get(task.id),
+             "overdue": max((now.date() - task.deadline.date()).days, 0) if now > task.deadline else 0,
+             "last": last.get(task.id), "reads": notice_reads(session, task, now)} for task in tasks]
 
 
 def notice_reads(session: Session, task: Task, now: datetime, calendar: WorkCalendar | None = None) -> list[dict]:
@@ -78,13 +74,12 @@ def _read_text(moment: datetime) -> str:
 
 
 def unit_scores(session: Session, year: int) -> list[dict]:
-    totals = dict(session.exec(select(ScoreEvent.unit_id, func.sum(ScoreEvent.points))
-                               .where(ScoreEvent.year == year).group_by(ScoreEvent.unit_id)).all())
+    """Per unit: the year's score and its colour notices, counted in SQL (GROUP BY unit, colour)."""
+    score: dict[int, int] = defaultdict(int)
     counts: dict[tuple[int, str], int] = {}
-    for unit_id, kind in session.exec(select(ScoreEvent.unit_id, Notice.kind).join(
-            Notice, Notice.id == ScoreEvent.notice_id).where(ScoreEvent.year == year)):
-        counts[unit_id, kind] = counts.get((unit_id, kind), 0) + 1
-    rows = [{"unit": u, "score": totals.get(u.id, 0) or 0,
-             **{k.value: counts.get((u.id, k), 0) for k in COLOURS}}
+    for unit_id, kind, count, points in report_queries.score_tallies(session, year):
+        score[unit_id] += points
+        counts[unit_id, kind] = count
+    rows = [{"unit": u, "score": score.get(u.id, 0), **{k.value: counts.get((u.id, k), 0) for k in COLOURS}}
             for u in session.exec(select(Unit).order_by(Unit.id))]
     return sorted(rows, key=lambda r: (-r["score"], r["unit"].id))

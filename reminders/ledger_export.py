@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -80,12 +81,11 @@ def forget_sent_ledgers(session: Session, ledger_dir: Path, now: datetime) -> No
 def write_ledger(session: Session, now: datetime, out_path: Path) -> Path:
     tasks = list(session.exec(select(Task).order_by(Task.id)))
     urged: dict[int, dict[NoticeKind, int]] = defaultdict(lambda: dict.fromkeys(COLOURS, 0))
-    for task_id, kind in session.exec(select(Notice.task_id, Notice.kind).where(
-            Notice.status == NoticeStatus.ISSUED, Notice.kind.in_(COLOURS))):
-        urged[task_id][kind] += 1
-    points: dict[int, int] = defaultdict(int)
-    for task_id, value in session.exec(select(ScoreEvent.task_id, ScoreEvent.points)):
-        points[task_id] += value
+    for task_id, kind, count in session.exec(select(Notice.task_id, Notice.kind, func.count()).where(
+            Notice.status == NoticeStatus.ISSUED, Notice.kind.in_(COLOURS)).group_by(Notice.task_id, Notice.kind)):
+        urged[task_id][kind] = count
+    points = dict(session.exec(select(ScoreEvent.task_id, func.sum(ScoreEvent.points))
+                               .group_by(ScoreEvent.task_id)).all())
 
     from openpyxl import Workbook  # here, not at import: openpyxl is a tenth of a second at start-up
     from openpyxl.styles import Font, PatternFill
@@ -101,7 +101,7 @@ def write_ledger(session: Session, now: datetime, out_path: Path) -> Path:
             task.code, task.title, row["unit"].name, STATUS_NAMES[task.status], COLOUR_WORDS.get(row["colour"], "未督办"),
             _local(task.deadline), row["overdue"] if task.status in OPEN_STATUSES else _late_by(task),
             _last_progress(row["last"]),
-            " ".join(f"{COLOUR_WORDS[k][0]}{n}" for k, n in counts.items() if n), points[task.id],
+            " ".join(f"{COLOUR_WORDS[k][0]}{n}" for k, n in counts.items() if n), points.get(task.id, 0),
             "；".join(f"{p['name']} {p['text']}" for p in (row["reads"][0]["people"] if row["reads"] else [])),
         )
         sheet.append(_legal(values))

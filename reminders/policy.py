@@ -125,7 +125,8 @@ class Policy:
         if task.status in (TaskStatus.CLOSED, TaskStatus.CANCELLED):
             return []
         live = [n for n in notices if not (n.status in WAITING and n.cycle != task.cycle)]
-        return sorted((c for c in self._candidates(task, live)
+        # only _colours makes colour notices: the other candidates would be computed to be dropped
+        return sorted((c for c in self._colours(task, live)
                        if c is not None and c.kind in COLOUR_KINDS and now < c.send_at <= until),
                       key=lambda c: c.send_at)
 

@@ -34,13 +34,13 @@ from __future__ import annotations
 
 import logging
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import func, or_, text
+from sqlalchemy import func, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -49,7 +49,7 @@ from message_templates.reply import Reply
 from reminders.calendar import WorkCalendar
 from reminders.policy import Policy
 from reminders.rules import Rules
-from storage import audit, queries
+from storage import audit, queries, report_queries
 from storage.models import (
     COLOURS,
     AuditEvent,
@@ -58,11 +58,9 @@ from storage.models import (
     Outbox,
     OutboxStatus,
     Person,
-    ProgressReport,
     Role,
     ScoreEvent,
     Task,
-    TaskStatus,
     Unit,
     highest_colour,
 )
@@ -162,61 +160,33 @@ class Tally:
         return sum(self.points.values())
 
 
-class History:
-    """The database as it stood at `cutoff`: tasks assigned, colour notices issued, progress reported."""
+def tallies(session: Session, cutoff: datetime, since: datetime, units: Iterable[Unit],
+            year: int | None = None) -> dict[int, Tally]:
+    """Per unit id: the colour notices received from `since` to the cut-off (in `year` if given)."""
+    out = {u.id: Tally() for u in units}
+    for unit_id, kind, count, points in report_queries.tallies(session, cutoff, since, year):
+        out.setdefault(unit_id, Tally())
+        out[unit_id].count[kind] += count
+        out[unit_id].points[kind] += points
+    return out
 
-    def __init__(self, session: Session, cutoff: datetime) -> None:
-        self.session = session
-        self.cutoff = cutoff
-        self.units = list(session.exec(select(Unit).order_by(Unit.id)))
-        self.unit_by_id = {u.id: u for u in self.units}
-        self.tasks = {t.id: t for t in session.exec(select(Task).where(Task.assigned_at < cutoff).order_by(Task.id))}
-        scored = session.exec(select(ScoreEvent, Notice).join(Notice, Notice.id == ScoreEvent.notice_id)
-                              .where(ScoreEvent.at < cutoff))
-        self.scored: list[tuple[ScoreEvent, Notice]] = sorted(scored, key=lambda r: (r[0].at, r[0].id))
-        self._urges: dict[int, list[Notice]] = defaultdict(list)
-        for _, notice in self.scored:
-            self._urges[notice.task_id].append(notice)
-        self.progress: dict[int, list[datetime]] = defaultdict(list)
-        for task_id, at in session.exec(select(ProgressReport.task_id, ProgressReport.at)
-                                        .where(ProgressReport.at < cutoff)):
-            self.progress[task_id].append(at)
 
-    def is_open(self, task: Task) -> bool:
-        return task.closed_at is None or task.closed_at >= self.cutoff
+def issued_since(session: Session, cutoff: datetime, since: datetime) -> Tally:
+    """All colour notices issued from `since` to the cut-off, whoever received them."""
+    return added(tallies(session, cutoff, since, ()).values())
 
-    def cancelled(self, task: Task) -> bool:
-        return task.status is TaskStatus.CANCELLED and not self.is_open(task)
 
-    def urges(self, task_id: int) -> list[Notice]:
-        """The colour notices issued on a task, in order."""
-        return self._urges.get(task_id, [])
+def added(tallies: Iterable[Tally]) -> Tally:
+    total = Tally()
+    for tally in tallies:
+        for kind in COLOURS:
+            total.count[kind] += tally.count[kind]
+            total.points[kind] += tally.points[kind]
+    return total
 
-    def colour(self, task_id: int) -> NoticeKind | None:
-        return highest_colour(n.kind for n in self.urges(task_id))
 
-    def tallies(self, since: datetime, year: int | None = None) -> dict[int, Tally]:
-        """Per unit id: the colour notices received from `since` to the cut-off (in `year` if given)."""
-        out = {u.id: Tally() for u in self.units}
-        for event, notice in self.scored:
-            if event.at >= since and (year is None or event.year == year):
-                out[event.unit_id].add(notice.kind, event.points)
-        return out
-
-    def issued_since(self, since: datetime) -> Tally:
-        """All colour notices issued from `since` to the cut-off, whoever received them."""
-        tally = Tally()
-        for event, notice in self.scored:
-            if event.at >= since:
-                tally.add(notice.kind, event.points)
-        return tally
-
-    def head(self, unit: Unit) -> Person | None:
-        return queries.unit_head(self.session, unit)
-
-    def on_time(self, task: Task) -> bool:
-        """Closed (销号) by the cut-off, on or before its current deadline."""
-        return task.status is TaskStatus.CLOSED and not self.is_open(task) and task.closed_at <= task.deadline
+def all_units(session: Session) -> list[Unit]:
+    return list(session.exec(select(Unit).order_by(Unit.id)))
 
 
 def competition_ranks(values: Sequence[int]) -> list[int]:
@@ -234,38 +204,43 @@ class Consequence:
     at: datetime  # when the threshold was reached
 
 
-def red_marks(history: History, year: int, threshold: int) -> dict[int, datetime]:
-    """unit id → when it reached `threshold` reds: in the year in total, or on one task (第十条)."""
+def red_marks(reds: Sequence[ScoreEvent], year: int, threshold: int) -> dict[int, datetime]:
+    """unit id → when it reached `threshold` reds: in the year in total, or on one task (第十条).
+    `reds`: report_queries.red_events, in the order they were scored."""
     reds_by_unit: dict[int, list[ScoreEvent]] = defaultdict(list)
-    for event, notice in history.scored:
-        if notice.kind is NoticeKind.RED:
-            reds_by_unit[event.unit_id].append(event)
+    for event in reds:
+        reds_by_unit[event.unit_id].append(event)
     marks = {}
-    for unit_id, reds in reds_by_unit.items():
-        this_year = [e for e in reds if e.year == year]
+    for unit_id, events in reds_by_unit.items():
+        this_year = [e for e in events if e.year == year]
         candidates = [this_year[threshold - 1].at] if len(this_year) >= threshold else []
         per_task: dict[int, list[ScoreEvent]] = defaultdict(list)
-        for event in reds:
+        for event in events:
             per_task[event.task_id].append(event)
-        candidates += [events[threshold - 1].at for events in per_task.values()
-                       if len(events) >= threshold and events[threshold - 1].year == year]
+        candidates += [on_task[threshold - 1].at for on_task in per_task.values()
+                       if len(on_task) >= threshold and on_task[threshold - 1].year == year]
         if candidates:
             marks[unit_id] = min(candidates)
     return marks
 
 
-def consequences(history: History, year: int, threshold: int, within: Period | None = None) -> list[Consequence]:
+def consequences(session: Session, reds: Sequence[ScoreEvent], year: int, threshold: int,
+                 within: Period | None = None) -> list[Consequence]:
     """Units that reached `threshold` reds (in `within`, if given), in the order they reached it."""
+    marked = [(unit_id, at) for unit_id, at in sorted(red_marks(reds, year, threshold).items(),
+                                                      key=lambda kv: (kv[1], kv[0]))
+              if not within or within.start <= at < within.end]
+    named = {unit_id for unit_id, _ in marked}
+    codes = report_queries.codes(session, {e.task_id for e in reds if e.unit_id in named and e.year == year})
     out = []
-    for unit_id, at in sorted(red_marks(history, year, threshold).items(), key=lambda kv: (kv[1], kv[0])):
-        if within and not within.start <= at < within.end:
-            continue
-        reds = [e for e, n in history.scored if n.kind is NoticeKind.RED and e.unit_id == unit_id]
-        on_task = Counter(e.task_id for e in reds)
-        this_year = dict.fromkeys(e.task_id for e in reds if e.year == year)  # in order, each task once
-        unit = history.unit_by_id[unit_id]
-        out.append(Consequence(unit=unit, head=history.head(unit), reds=sum(e.year == year for e in reds),
-                               tasks=[(history.tasks[t].code, on_task[t]) for t in this_year], at=at))
+    for unit_id, at in marked:
+        unit_reds = [e for e in reds if e.unit_id == unit_id]
+        on_task = Counter(e.task_id for e in unit_reds)
+        this_year = dict.fromkeys(e.task_id for e in unit_reds if e.year == year)  # in order, each task once
+        unit = session.get(Unit, unit_id)
+        out.append(Consequence(unit=unit, head=queries.unit_head(session, unit),
+                               reds=sum(e.year == year for e in unit_reds),
+                               tasks=[(codes[t], on_task[t]) for t in this_year], at=at))
     return out
 
 
@@ -293,54 +268,52 @@ class WeeklySummary:
     period: Period
     new: int
     closed: int
-    overdue: list[OverdueRow]  # most overdue first
+    overdue: list[OverdueRow]  # the OVERDUE_LISTED most overdue, most overdue first
+    overdue_total: int  # open tasks past their deadline at the cut-off
     issued: Tally
     drafts: list[DraftRow]
     dead: int  # messages of the week given up on (Outbox status dead)
     undeliverable: tuple[str, ...] = ()  # names of people DingTalk refused to deliver to that week
 
 
+OVERDUE_LISTED = 10  # report_weekly.md.j2 lists the most overdue ten and counts the rest
+
+
 def build_weekly(session: Session, at: datetime, rules: Rules, calendar: WorkCalendar) -> WeeklySummary:
     period = week_ending(at, rules)
-    history = History(session, period.end)
-    tasks = list(history.tasks.values())
-    overdue = [OverdueRow(t, history.unit_by_id[t.lead_unit_id], history.colour(t.id),
-                          (period.end.date() - t.deadline.date()).days)
-               for t in tasks if history.is_open(t) and t.deadline < period.end]
-    overdue.sort(key=lambda r: (-r.days, r.task.id))
+    cutoff = period.end
+    new, closed = report_queries.new_and_closed(session, period.start, cutoff)
+    candidates = report_queries.most_overdue(session, cutoff, OVERDUE_LISTED)
+    colour = report_queries.colours(session, cutoff, (t.id for t in candidates))
+    overdue = sorted((((cutoff.date() - t.deadline.date()).days, t) for t in candidates),
+                     key=lambda r: (-r[0], r[1].id))[:OVERDUE_LISTED]
     dead = session.exec(select(func.count()).select_from(Outbox).where(
         Outbox.status == OutboxStatus.DEAD, Outbox.deliver_after >= period.start,
         Outbox.deliver_after < period.end)).one()
     return WeeklySummary(
-        period=period,
-        new=sum(1 for t in tasks if t.assigned_at >= period.start),
-        closed=sum(1 for t in tasks if t.status is TaskStatus.CLOSED and not history.is_open(t)
-                   and t.closed_at >= period.start),
-        overdue=overdue, issued=history.issued_since(period.start), drafts=waiting_drafts(history, rules, calendar),
+        period=period, new=new, closed=closed,
+        overdue=[OverdueRow(t, session.get(Unit, t.lead_unit_id), colour.get(t.id), days) for days, t in overdue],
+        overdue_total=report_queries.overdue_count(session, cutoff),
+        issued=issued_since(session, cutoff, period.start), drafts=waiting_drafts(session, cutoff, rules, calendar),
         dead=dead, undeliverable=tuple(
             (person.name if (person := session.get(Person, u.user_id)) else u.user_id)
             for u in undeliverable(session, period.start) if u.first_at < period.end))
 
 
-def waiting_drafts(history: History, rules: Rules, calendar: WorkCalendar) -> list[DraftRow]:
+def waiting_drafts(session: Session, cutoff: datetime, rules: Rules, calendar: WorkCalendar) -> list[DraftRow]:
     """Yellow and red drafts that, at the cut-off, were drafted and neither issued nor void (the weekly
     summary's list, and the dashboard's 待签发)."""
-    session, cutoff = history.session, history.cutoff
-    marked: dict[str, set[str]] = defaultdict(set)  # audit action → notice codes, before the cut-off
-    for action, detail in session.exec(select(AuditEvent.action, AuditEvent.detail).where(
-            AuditEvent.action.in_(("notice_void", "notice_held")), AuditEvent.at < cutoff)):
-        marked[action].add(detail.get("notice"))
-    drafts = session.exec(select(Notice).where(  # those issued before the cut-off are not read at all
-        Notice.kind.in_(SIGNED), Notice.created_at < cutoff, or_(Notice.issued_at.is_(None), Notice.issued_at >= cutoff))
-        .order_by(Notice.created_at, Notice.id))
+    drafts = report_queries.waiting_drafts(session, cutoff, SIGNED)
+    marked = report_queries.marked_notices(session, cutoff, ("notice_void", "notice_held"), (n.code for n in drafts))
+    tasks = report_queries.tasks_by_id(session, (n.task_id for n in drafts))
     policy = Policy(calendar, rules)
     rows = []
     for notice in drafts:
-        if (notice.issued_at is not None and notice.issued_at < cutoff) or notice.code in marked["notice_void"]:
+        if notice.code in marked["notice_void"]:
             continue
-        task = history.tasks[notice.task_id]
+        task = tasks[notice.task_id]
         rows.append(DraftRow(
-            notice=notice, task=task, unit=history.unit_by_id[task.lead_unit_id],
+            notice=notice, task=task, unit=session.get(Unit, task.lead_unit_id),
             signer=queries.person(session, notice.signer_id or ""), held=notice.code in marked["notice_held"],
             late=policy.after_workdays(notice.created_at, rules.signer_reminder_workdays) <= cutoff))
     return rows
@@ -362,7 +335,7 @@ class StalledTask:
     task: Task
     unit: Unit
     head: Person | None  # 通报必见人见事
-    urges: list[Notice]  # the colour notices issued, in order
+    urges: Sequence[Notice]  # the colour notices issued, in order (report_queries.URGE_COLUMNS only)
     colour: NoticeKind | None
 
 
@@ -392,30 +365,28 @@ def build_monthly(session: Session, at: datetime, rules: Rules) -> MonthlyBullet
     return build_bulletin(session, month_before(at), rules)
 
 
-def build_bulletin(session: Session, period: Period, rules: Rules, history: History | None = None) -> MonthlyBulletin:
+def build_bulletin(session: Session, period: Period, rules: Rules) -> MonthlyBulletin:
     """A bulletin over any period of whole months in one year (a month, a quarter, a half-year):
     ranking by the year's score to its end, colours, praise and criticism within it. The dashboard
-    also builds one over the month to date, passing the History it reads too (cut-off: the period's end)."""
-    history = history or History(session, period.end)
-    year = period.start.year
-    month = history.tallies(period.start)
-    to_date = history.tallies(datetime(year, 1, 1, tzinfo=SHANGHAI), year)
-    due: dict[int, list[Task]] = defaultdict(list)
-    for task in history.tasks.values():
-        if period.start <= task.deadline < period.end and not history.cancelled(task):
-            due[task.lead_unit_id].append(task)
-    order = sorted(history.units, key=lambda u: (-to_date[u.id].total, u.id))
+    also builds one over the month to date (cut-off: the period's end)."""
+    cutoff, year = period.end, period.start.year
+    units = all_units(session)
+    month = tallies(session, cutoff, period.start, units)
+    to_date = tallies(session, cutoff, datetime(year, 1, 1, tzinfo=SHANGHAI), units, year)
+    due = report_queries.due_by_unit(session, period.start, period.end, cutoff)
+    order = sorted(units, key=lambda u: (-to_date[u.id].total, u.id))
     ranks = competition_ranks([to_date[u.id].total for u in order])
-    units = [UnitMonth(rank=rank, unit=u, due=len(due[u.id]), on_time=sum(history.on_time(t) for t in due[u.id]),
-                       month=month[u.id], year=to_date[u.id])
-             for rank, u in zip(ranks, order, strict=True)]
+    rows = [UnitMonth(rank=rank, unit=u, due=due.get(u.id, (0, 0))[0], on_time=due.get(u.id, (0, 0))[1],
+                      month=month[u.id], year=to_date[u.id])
+            for rank, u in zip(ranks, order, strict=True)]
+    reds = report_queries.red_events(session, cutoff, year)
+    criticised = consequences(session, reds, year, rules.criticism_reds, period)
+    admonished = consequences(session, reds, year, rules.admonition_reds, period)
     return MonthlyBulletin(
-        period=period, year=year, units=units,
-        criticised=consequences(history, year, rules.criticism_reds, period),
-        admonished=consequences(history, year, rules.admonition_reds, period),
-        stalled=stalled(history, rules), issued=history.issued_since(period.start),
-        praised=praised(units) if rules.praise_list else [],
-        titles={t.code: t.title for t in history.tasks.values()})
+        period=period, year=year, units=rows, criticised=criticised, admonished=admonished,
+        stalled=stalled(session, cutoff, rules), issued=added(month.values()),  # every unit's, summed
+        praised=praised(rows) if rules.praise_list else [],
+        titles=report_queries.titles(session, (code for c in criticised + admonished for code, _ in c.tasks)))
 
 
 def praised(units: list[UnitMonth]) -> list[UnitMonth]:
@@ -423,18 +394,22 @@ def praised(units: list[UnitMonth]) -> list[UnitMonth]:
     return sorted((u for u in units if u.due and u.on_time == u.due), key=lambda u: (-u.due, u.unit.id))
 
 
-def stalled(history: History, rules: Rules) -> list[StalledTask]:
+def stalled(session: Session, cutoff: datetime, rules: Rules) -> list[StalledTask]:
     """措施10: open tasks urged `stalled_urges` times or more with no progress report since the first urging."""
-    out = []
-    for task in history.tasks.values():
-        urges = history.urges(task.id)
-        if not history.is_open(task) or len(urges) < rules.stalled_urges:
-            continue
-        if any(at >= urges[0].issued_at for at in history.progress.get(task.id, ())):
-            continue
-        unit = history.unit_by_id[task.lead_unit_id]
-        out.append(StalledTask(task, unit, history.head(unit), urges, history.colour(task.id)))
+    found = [(task, urges) for task, urges, last_progress
+             in report_queries.stalled_candidates(session, cutoff, rules.stalled_urges)
+             if last_progress is None or last_progress < urges[0].issued_at]
+    units = {u.id: u for u in session.exec(select(Unit).where(Unit.id.in_({t.lead_unit_id for t, _ in found})))}
+    heads = unit_heads(session, units.values())  # one query, not one per task named: a bulletin may name hundreds
+    out = [StalledTask(task, units[task.lead_unit_id], heads.get(units[task.lead_unit_id].id), urges,
+                       highest_colour(n.kind for n in urges)) for task, urges in found]
     return sorted(out, key=lambda s: (s.urges[0].issued_at, s.task.id))
+
+
+def unit_heads(session: Session, units: Iterable[Unit]) -> dict[int, Person]:
+    """unit id → its head on the roster (storage.queries.unit_head for many units at once)."""
+    by_user = {u.head_user_id: u.id for u in units if u.head_user_id}
+    return {by_user[p.user_id]: p for p in session.exec(select(Person).where(Person.user_id.in_(by_user)))}
 
 
 def monthly_chart(bulletin: MonthlyBulletin, out_dir: Path) -> Path:
@@ -487,35 +462,31 @@ class AnnualReport:
 
 def build_annual(session: Session, year: int, at: datetime, rules: Rules) -> AnnualReport:
     period = year_until(year, at)
-    history = History(session, period.end)
-    tallies = history.tallies(period.start, year)
-    counts: dict[int, int] = defaultdict(int)
-    for task in history.tasks.values():
-        if task.assigned_at >= period.start and not history.cancelled(task):
-            counts[task.lead_unit_id] += 1
-    rows = [_unit_year(u, counts[u.id], tallies[u.id], rules) for u in history.units]
+    cutoff = period.end
+    units = all_units(session)
+    tally = tallies(session, cutoff, period.start, units, year)
+    counts = report_queries.assigned_by_unit(session, period.start, cutoff)
+    rows = [_unit_year(u, counts.get(u.id, (0, 0))[0], tally[u.id], rules) for u in units]
     rows.sort(key=lambda r: (-r.final, -r.tasks, r.unit.id))
     rows = [replace(r, rank=rank) for rank, r in zip(competition_ranks([r.final for r in rows]), rows, strict=True)]
-    criticised = consequences(history, year, rules.criticism_reds)
-    admonished = consequences(history, year, rules.admonition_reds)
-    on_time: dict[int, int] = defaultdict(int)
-    for task in history.tasks.values():
-        if task.assigned_at >= period.start and not history.cancelled(task) and history.on_time(task):
-            on_time[task.lead_unit_id] += 1
-    return AnnualReport(period=period, units=rows, stars=stars(history, rows, on_time, criticised + admonished, rules),
+    reds = report_queries.red_events(session, cutoff, year)
+    criticised = consequences(session, reds, year, rules.criticism_reds)
+    admonished = consequences(session, reds, year, rules.admonition_reds)
+    on_time = {unit_id: kept for unit_id, (_, kept) in counts.items()}
+    return AnnualReport(period=period, units=rows, stars=stars(session, rows, on_time, criticised + admonished, rules),
                         criticised=criticised, admonished=admonished)
 
 
-def stars(history: History, rows: list[UnitYear], on_time: dict[int, int], consequences: list[Consequence],
+def stars(session: Session, rows: list[UnitYear], on_time: dict[int, int], consequences: list[Consequence],
           rules: Rules) -> list[Star]:
     """十大效能之星: heads of units in good standing, by final score, then on-time rate."""
     named = {c.unit.id for c in consequences}
     out = []
     for row in rows:
-        head = history.head(row.unit)
+        head = queries.unit_head(session, row.unit)
         if (row.tasks and row.final > 0 and row.tally.count[NoticeKind.RED] == 0 and row.unit.id not in named
                 and head is not None and head.active):
-            out.append(Star(head=head, unit=row.unit, row=row, on_time=on_time[row.unit.id]))
+            out.append(Star(head=head, unit=row.unit, row=row, on_time=on_time.get(row.unit.id, 0)))
     out.sort(key=lambda s: (-s.row.final, -s.rate, s.unit.id))
     return out[:rules.stars]
 

@@ -105,7 +105,7 @@ class Dashboard:
     def __init__(self, engine: Engine, settings: Settings, clock: Clock, calendar: WorkCalendar) -> None:
         self.engine, self.settings, self.clock, self.calendar = engine, settings, clock, calendar
         self.secure = settings.dashboard_url.startswith("https://")
-        self.histories = data.Histories()
+        self.overviews = data.Overviews()
 
     def routes(self) -> list[web.RouteDef]:
         return [web.get(f"{PREFIX}/", self.overview), web.get(PREFIX, self.to_overview),
@@ -173,9 +173,8 @@ class Dashboard:
 
     async def overview(self, request: web.Request) -> web.Response:
         def build(session: Session, scope: data.Scope) -> web.Response:
-            now = self.clock.now()
             filters = self._filters(request)
-            view = data.overview(session, now, self.settings, self.calendar, scope, filters, self.histories)
+            now, view = self.overviews.get(session, self.clock.now(), self.settings, self.calendar, scope, filters)
             points = {"blue": self.settings.rules.score_blue, "yellow": self.settings.rules.score_yellow,
                       "red": self.settings.rules.score_red}
             units = [] if scope.unit_id else queries.active_units(session)
@@ -189,7 +188,7 @@ class Dashboard:
         def build(session: Session, scope: data.Scope) -> web.Response:
             now = self.clock.now()
             return page("drafts", person=scope.person, scope=scope, now=now,
-                        signers=data.drafts(session, now, self.settings, self.calendar, scope, self.histories))
+                        signers=data.drafts(session, now, self.settings, self.calendar, scope))
 
         return await self._view(request, build)
 

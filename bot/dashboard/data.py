@@ -2,19 +2,18 @@
 
 Scores, ranks and the month's tallies are `reminders.reports.build_bulletin` — for a past month exactly
 the bulletin `duban report monthly` prints (build_monthly), for the current month the same builder over
-the month to date. Waiting drafts are the weekly summary's (`waiting_drafts`), colours and open/closed are the
-reports' `History`, the forecast is the policy's `upcoming` (as 预警), a unit's task rows are the 台账's
-`ledger_rows` (reminders/ledger.py). Nothing here counts a second way.
+the month to date. Waiting drafts are the weekly summary's (`waiting_drafts`); colours and open/closed
+are the reports' aggregate queries (storage/report_queries.py) at the same cut-off; the forecast is
+the policy's `upcoming` (as 预警); a unit's task rows are the 台账's `ledger_rows` (reminders/ledger.py).
+Nothing here counts a second way, and nothing reads the whole history: every page is counted afresh.
 """
 
 from __future__ import annotations
 
-import copy
 import threading
-import time
-from collections import defaultdict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -26,19 +25,20 @@ from reminders.ledger import ledger_rows
 from reminders.policy import NoticeState, Policy
 from reminders.reports import (
     DraftRow,
-    History,
     MonthlyBulletin,
     Period,
     build_bulletin,
     month_before,
     waiting_drafts,
 )
+from storage import report_queries
 from storage.models import (
     COLOURS,
     OPEN_STATUSES,
     AuditEvent,
     Notice,
     NoticeKind,
+    NoticeStatus,
     Person,
     ProgressReport,
     Role,
@@ -53,73 +53,6 @@ NOTICE_STATE_COLUMNS = (Notice.id, Notice.kind, Notice.seq, Notice.cycle, Notice
                         Notice.created_at, Notice.issued_at, Notice.ref_notice_id)
 TREND_WEEKS = 12
 UNIT_STAFF = (Role.UNIT_HEAD, Role.LIAISON)
-
-
-def data_version(session: Session) -> tuple[int, ...]:
-    """Changes whenever anything a History holds may have changed: every insert into its tables moves
-    a maximum id, and every change to a task or a notice writes an audit event (the audit trail is
-    the bot's change log); a unit leaving or rejoining the roster changes the active count."""
-    def top(column: object) -> object:
-        return select(func.coalesce(func.max(column), 0)).scalar_subquery()
-
-    active = select(func.count()).select_from(Unit).where(Unit.active).scalar_subquery()
-    row = session.exec(select(top(AuditEvent.id), top(Notice.id), top(ScoreEvent.id), top(Task.id),
-                              top(ProgressReport.id), top(Unit.id), active)).one()
-    return tuple(row)
-
-
-DATED = (Task.assigned_at, Task.closed_at, ScoreEvent.at, ProgressReport.at, AuditEvent.at, Notice.created_at,
-         Notice.issued_at)  # every column a History (and waiting_drafts) compares with its cut-off
-
-
-def _dated_from(session: Session, moment: datetime) -> bool:
-    """Whether any row a History reads is dated at or after `moment`."""
-    return any(session.exec(select(column).where(column >= moment).limit(1)).first() is not None
-               for column in DATED)
-
-
-@dataclass
-class _Kept:
-    history: History
-    version: tuple[int, ...]
-    made: float  # time.monotonic()
-
-
-class Histories:
-    """Reuses the last History read while the database has not changed: reading every task and notice
-    of a county into objects is most of a page's time, and the data changes far less often than the
-    pages are looked at (they refresh every minute).
-
-    A History is a snapshot at its cut-off. For the live view (cut-off = now) a snapshot made at an
-    earlier moment t is the same snapshot at now if no row is dated in [t, now): none was when it
-    was made (checked; otherwise it is not kept), and a row written since would have changed the
-    data version. Kept at most MAX_AGE seconds all the same, and never reused for an earlier
-    cut-off (a test's clock may go back)."""
-
-    MAX_AGE = 60.0
-
-    def __init__(self) -> None:
-        self._kept: dict[object, _Kept] = {}
-        self._lock = threading.Lock()
-
-    def at(self, session: Session, cutoff: datetime, *, live: bool) -> History:
-        key = "live" if live else cutoff
-        version = data_version(session)
-        with self._lock:
-            kept = self._kept.get(key)
-        if (kept is not None and kept.version == version and kept.history.cutoff <= cutoff
-                and time.monotonic() - kept.made < self.MAX_AGE):
-            history = copy.copy(kept.history)  # shares the loaded rows, which nothing here changes
-            history.session, history.cutoff = session, cutoff
-            return history
-        history = History(session, cutoff)
-        if live and _dated_from(session, cutoff):
-            return history  # rows at or after the cut-off (same instant, or another clock ahead): not reusable
-        with self._lock:
-            self._kept[key] = _Kept(history, version, time.monotonic())
-            if len(self._kept) > 16:  # past months looked at: keep the newest few
-                self._kept.pop(next(iter(self._kept)))
-        return history
 
 
 @dataclass(frozen=True)
@@ -211,23 +144,17 @@ def recent_periods(now: datetime, count: int = 12) -> list[str]:
 
 
 def overview(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar, scope: Scope,
-             filters: Filters, histories: Histories) -> Overview:
+             filters: Filters) -> Overview:
     period = period_of(filters, now)
     cutoff = period.end
-    history = histories.at(session, cutoff, live=not filters.period)  # one read serves bulletin and counts
-    bulletin = build_bulletin(session, period, settings.rules, history)
+    bulletin = build_bulletin(session, period, settings.rules)
     rows = {u.unit.id: UnitRow(rank=u.rank, unit=u.unit, score=u.year.total, year=u.year.count, month=u.month.count,
                                due=u.due, on_time=u.on_time) for u in bulletin.units}
-    tasks = [t for t in history.tasks.values() if scope.sees_unit(t.lead_unit_id)
-             and (filters.category is None or t.category == filters.category)]
-    open_tasks = [t for t in tasks if history.is_open(t)]  # as the weekly summary counts them
-    for task in open_tasks:
-        row = rows[task.lead_unit_id]
-        row.open += 1
-        if (colour := history.colour(task.id)) is not None:
-            row.colours[colour] += 1
-        row.overdue += task.deadline < cutoff
-    for draft in waiting_drafts(history, settings.rules, calendar):
+    # open at the cut-off as the weekly summary counts them
+    for unit_id, counts in report_queries.open_by_unit(session, cutoff, scope.unit_id, filters.category).items():
+        row = rows[unit_id]
+        row.open, row.overdue, row.colours = counts["open"], counts["overdue"], counts["colours"]
+    for draft in waiting_drafts(session, cutoff, settings.rules, calendar):
         if draft.unit.id in rows and (filters.category is None or draft.task.category == filters.category):
             rows[draft.unit.id].drafts += 1
     shown = [r for r in rows.values() if scope.sees_unit(r.unit.id)
@@ -236,54 +163,118 @@ def overview(session: Session, now: datetime, settings: Settings, calendar: Work
              and (r.unit.active or r.open)]
     return Overview(
         cutoff=cutoff, live=not filters.period, bulletin=bulletin, rows=shown,
-        heat=heat_strip(session, now, settings, calendar, open_tasks, history) if not filters.period else [],
-        trend=trend(history, cutoff, scope, filters),
-        categories=sorted({t.category for t in history.tasks.values()}), periods=recent_periods(now))
+        heat=heat_strip(session, now, settings, calendar, scope, filters) if not filters.period else [],
+        trend=trend(session, cutoff, scope, filters),
+        categories=report_queries.categories(session, cutoff), periods=recent_periods(now))
 
 
-def heat_strip(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar, tasks: list[Task],
-               history: History) -> list[HeatDay]:
-    """Per day of the next fortnight, which units will receive which colour if nothing changes (预警)."""
+def data_version(session: Session) -> tuple:
+    """Changes whenever anything an overview reads may have changed. Every insert into its tables moves
+    a maximum id; every command that changes a task or a notice writes an audit event (handlers'
+    ctx.audit, the void / held marks); and, not to rest on that alone, the counts a 销号 / 撤销, an
+    issue, a void or an extension move (open tasks, issued and void notices, the sum of cycles) and
+    the whole roster (names, heads, active flags: a few hundred short rows) are part of it."""
+    def top(column: object) -> object:
+        return select(func.coalesce(func.max(column), 0)).scalar_subquery()
+
+    def counted(model: type, *where: object) -> object:
+        return select(func.count()).select_from(model).where(*where).scalar_subquery()
+
+    row = session.exec(select(
+        top(AuditEvent.id), top(Notice.id), top(ScoreEvent.id), top(Task.id), top(ProgressReport.id),
+        counted(Task, Task.closed_at.is_(None)), select(func.coalesce(func.sum(Task.cycle), 0)).scalar_subquery(),
+        counted(Notice, Notice.issued_at.is_not(None)), counted(Notice, Notice.status == NoticeStatus.VOID))).one()
+    roster = (tuple(session.exec(select(Unit.id, Unit.name, Unit.head_user_id, Unit.active).order_by(Unit.id))),
+              tuple(session.exec(select(Person.user_id, Person.name, Person.title, Person.role, Person.unit_id,
+                                        Person.active).order_by(Person.user_id))))
+    return tuple(row), hash(roster)
+
+
+DATED = (Task.assigned_at, Task.closed_at, ScoreEvent.at, ProgressReport.at, AuditEvent.at, Notice.created_at,
+         Notice.issued_at)  # every column the overview compares with its cut-off
+
+
+def _dated_from(session: Session, moment: datetime) -> bool:
+    """Whether any row the overview reads is dated at or after `moment`: one built at `moment` left it
+    out, and one built a second later would not."""
+    return any(session.exec(select(*(select(column).where(column >= moment).exists() for column in DATED))).one())
+
+
+class Overviews:
+    """Reuses an overview while nothing it depends on can have changed: the same scope and filters, the
+    same data version (data_version) and the same minute of the clock. Everything clock-dependent on
+    the page (month to date, overdue, drafts late, the forecast) is then as of the first look in that
+    minute — as if the page had been loaded then, which a page refreshed each minute is anyway. A new
+    minute or any change to the data builds afresh (a clock set back gives another minute: no reuse
+    across it); an overview is not kept at all if a row is dated at or after its moment (written at
+    that very instant, or by an instance whose clock is ahead), since a later look would count it."""
+
+    SIZE = 32
+
+    def __init__(self) -> None:
+        self._kept: OrderedDict[tuple, tuple[datetime, Overview]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, session: Session, now: datetime, settings: Settings, calendar: WorkCalendar, scope: Scope,
+            filters: Filters) -> tuple[datetime, Overview]:
+        """(the moment it was built at, the overview)."""
+        key = (scope.unit_id, filters, now.replace(second=0, microsecond=0), data_version(session))
+        with self._lock:
+            if key in self._kept:
+                self._kept.move_to_end(key)
+                return self._kept[key]
+        made = (now, overview(session, now, settings, calendar, scope, filters))
+        if _dated_from(session, now):
+            return made  # rows at or after its moment (the same instant, or a clock ahead): not reusable
+        with self._lock:
+            self._kept[key] = made
+            while len(self._kept) > self.SIZE:
+                self._kept.popitem(last=False)
+        return made
+
+
+def heat_strip(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar, scope: Scope,
+               filters: Filters) -> list[HeatDay]:
+    """Per day of the next fortnight, which units will receive which colour if nothing changes (预警):
+    Policy.upcoming over the tasks and notices that can decide it (report_queries.forecast_inputs)."""
+    until = now + timedelta(days=FORECAST_DAYS)
+    tasks, rows = report_queries.forecast_inputs(session, now, until, NOTICE_STATE_COLUMNS, scope.unit_id,
+                                                 filters.category)
     policy = Policy(calendar, settings.rules)
     notices: dict[int, list[NoticeState]] = defaultdict(list)
-    ids = [t.id for t in tasks]
-    for chunk in range(0, len(ids), 900):  # SQLite allows a bounded number of parameters
-        # plain rows, not ORM objects: notice_state reads only these columns, and this is the page's hot loop
-        for row in session.exec(select(Notice.task_id, *NOTICE_STATE_COLUMNS).where(
-                Notice.task_id.in_(ids[chunk:chunk + 900]))):
-            notices[row.task_id].append(notice_state(row))  # type: ignore[arg-type]
-    until = now + timedelta(days=FORECAST_DAYS)
+    for row in rows:
+        notices[row.task_id].append(notice_state(row))  # type: ignore[arg-type]
+    unit_names = dict(session.exec(select(Unit.id, Unit.name)).all())
     days: dict[date, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
     for task in tasks:
-        for due in policy.upcoming(task_state(task), notices[task.id], now, until):
-            days[to_shanghai(due.send_at).date()][due.kind].add(history.unit_by_id[task.lead_unit_id].name)
+        for due in policy.upcoming(task_state(task), notices[task.id], now, until):  # type: ignore[arg-type]
+            days[to_shanghai(due.send_at).date()][due.kind].add(unit_names[task.lead_unit_id])
     first = now.date() + timedelta(days=1)
     return [HeatDay(day, {k: sorted(days[day][k]) for k in COLOURS if days[day][k]})
             for day in (first + timedelta(days=i) for i in range(FORECAST_DAYS))]
 
 
-def trend(history: History, cutoff: datetime, scope: Scope, filters: Filters) -> list[WeekBar]:
+def trend(session: Session, cutoff: datetime, scope: Scope, filters: Filters) -> list[WeekBar]:
     """Colour notices issued per week (Monday to Sunday), the last TREND_WEEKS weeks to the cut-off."""
     last_monday = (cutoff - timedelta(microseconds=1)).date()
     last_monday -= timedelta(days=last_monday.weekday())
     weeks = [last_monday - timedelta(weeks=i) for i in reversed(range(TREND_WEEKS))]
     counts = {w: dict.fromkeys(COLOURS, 0) for w in weeks}
-    for event, notice in history.scored:
-        day = to_shanghai(event.at).date()
-        week = day - timedelta(days=day.weekday())
-        task = history.tasks.get(event.task_id)
-        if week in counts and scope.sees_unit(event.unit_id) and (
-                filters.unit_id is None or event.unit_id == filters.unit_id) and (
-                filters.category is None or task is not None and task.category == filters.category):
-            counts[week][notice.kind] += 1
+    unit_id = filters.unit_id if scope.unit_id is None else scope.unit_id
+    if filters.unit_id is not None and filters.unit_id != unit_id:
+        return [WeekBar(w, counts[w]) for w in weeks]  # a unit's staff filtering on another unit: nothing
+    since = datetime.combine(weeks[0], time(), tzinfo=SHANGHAI)
+    for at, kind in report_queries.scored_between(session, since, cutoff, unit_id, filters.category):
+        day = to_shanghai(at).date()
+        counts[day - timedelta(days=day.weekday())][kind] += 1
     return [WeekBar(w, counts[w]) for w in weeks]
 
 
 def drafts(session: Session, now: datetime, settings: Settings, calendar: WorkCalendar,
-           scope: Scope, histories: Histories) -> dict[str, list[DraftRow]]:
+           scope: Scope) -> dict[str, list[DraftRow]]:
     """Drafts waiting for a signature, per signer's name, oldest first."""
     out: dict[str, list[DraftRow]] = defaultdict(list)
-    for row in waiting_drafts(histories.at(session, now, live=True), settings.rules, calendar):
+    for row in waiting_drafts(session, now, settings.rules, calendar):
         if scope.sees_unit(row.unit.id):
             out[row.signer.name if row.signer else "（未指定签发人）"].append(row)
     return dict(out)

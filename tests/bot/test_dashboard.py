@@ -251,8 +251,8 @@ async def test_two_clicks_at_once_sign_in_once(sim_any: Simulation):
 
 
 async def test_the_page_follows_every_change_and_the_clock(county, client):
-    """The History a page reads is reused only while the data is unchanged (see Histories): a command
-    shows at once, and time passing alone moves what depends on it (overdue)."""
+    """Every page counts afresh at its cut-off: a command shows at once, and time passing alone moves
+    what depends on it (overdue)."""
     assert await sign_in(client, await link(county, OFFICE)) == 303
     await asyncio.to_thread(county.say, LEADER, "交办 县教育局 校园安全排查 截止12月1日", group="cid_leaders")
     await (await client.get("/board/")).text()  # a snapshot at 10:00, the very instant of that 交办 …
