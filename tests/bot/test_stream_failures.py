@@ -98,6 +98,29 @@ async def running(service: Service) -> AsyncIterator[Service]:
         await service.stop()
 
 
+@contextlib.asynccontextmanager
+async def a_burst(dingtalk: Emulator, handle, release: asyncio.Event,
+                  count: int) -> AsyncIterator[tuple[StreamClient, list]]:
+    """A connected stream whose messages go to `handle`, with `count` messages pushed to it at once;
+    `release` is set on the way out, so no handler is left waiting."""
+    settings = fast_settings(dingtalk, dingtalk.url)
+    client = OpenApiClient(settings)
+    stream = StreamClient(settings, InboundHandler(handle, client, FakeClock(START)))
+    task = asyncio.create_task(stream.start())
+    frames = [dingtalk.robot_message(f"帮助 {n}", sender="u_zhujian") for n in range(count)]
+    try:
+        await dingtalk.wait_for(lambda: stream.connected)
+        for frame in frames:
+            await dingtalk.push_frame(frame)
+        yield stream, frames
+    finally:
+        release.set()
+        await stream.stop()
+        await task
+        await stream.aclose()
+        await client.aclose()
+
+
 async def late_dingtalk_scenario(emulator: Emulator, tmp: Path) -> list[str]:
     """`duban run` started while DingTalk does not answer at all; it comes up later. Returns the
     /healthz reasons seen while down."""
@@ -248,26 +271,12 @@ async def test_a_burst_is_held_in_a_queue_not_in_thousands_of_tasks(dingtalk: Em
         busy[0] -= 1
         return []
 
-    settings = fast_settings(dingtalk, dingtalk.url)
-    client = OpenApiClient(settings)
-    stream = StreamClient(settings, InboundHandler(slow, client, FakeClock(START)))
-    task = asyncio.create_task(stream.start())
-    frames = [dingtalk.robot_message(f"帮助 {n}", sender="u_zhujian") for n in range(3 * MAX_IN_FLIGHT)]
-    try:
-        await dingtalk.wait_for(lambda: stream.connected)
-        for frame in frames:
-            await dingtalk.push_frame(frame)
+    async with a_burst(dingtalk, slow, release, 3 * MAX_IN_FLIGHT) as (_stream, frames):
         await dingtalk.wait_for(lambda: busy[0] == MAX_IN_FLIGHT)
         await asyncio.sleep(0.2)  # were anything to run unbounded, it would have started by now
         assert peak[0] == MAX_IN_FLIGHT and len(dingtalk.acks) == 0
         release.set()
         await dingtalk.wait_for(lambda: len(dingtalk.acks) == len(frames))
-    finally:
-        release.set()
-        await stream.stop()
-        await task
-        await stream.aclose()
-        await client.aclose()
 
 
 async def test_the_socket_is_read_while_every_worker_is_busy(dingtalk: Emulator) -> None:
@@ -281,24 +290,10 @@ async def test_the_socket_is_read_while_every_worker_is_busy(dingtalk: Emulator)
         await release.wait()
         return []
 
-    settings = fast_settings(dingtalk, dingtalk.url)
-    client = OpenApiClient(settings)
-    stream = StreamClient(settings, InboundHandler(slow, client, FakeClock(START)))
-    task = asyncio.create_task(stream.start())
-    frames = [dingtalk.robot_message(f"帮助 {n}", sender="u_zhujian") for n in range(4 * MAX_IN_FLIGHT)]
-    try:
-        await dingtalk.wait_for(lambda: stream.connected)
-        for frame in frames:
-            await dingtalk.push_frame(frame)
+    async with a_burst(dingtalk, slow, release, 4 * MAX_IN_FLIGHT) as (stream, frames):
         ping = await dingtalk.ping()
         await dingtalk.wait_for(lambda: dingtalk.acked(ping) == 1)  # answered behind the whole burst
         assert len(dingtalk.acks) == 1 and stream.connections == 1
         release.set()
         await dingtalk.wait_for(lambda: len(dingtalk.acks) == len(frames) + 1)
         assert all(dingtalk.acked(frame) == 1 for frame in frames) and stream.connections == 1
-    finally:
-        release.set()
-        await stream.stop()
-        await task
-        await stream.aclose()
-        await client.aclose()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -20,16 +19,6 @@ from sqlalchemy.engine import Engine
 from storage.db import VERSION_TABLE, alembic_config, create_schema, head_revision, make_engine
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """An empty database, version table included."""
-    engine = make_engine(db_url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    yield engine
-    engine.dispose()
 
 
 def alembic_head() -> str:

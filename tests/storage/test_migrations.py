@@ -3,8 +3,6 @@ old database upgrades on start, keeping its data, with the bot carrying on where
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
@@ -20,16 +18,6 @@ from storage.models import Notice, NoticeKind, NoticeStatus, ScoreEvent, Task, T
 from storage.tz import shanghai as sh
 
 LEADER, HEAD, DEPUTY = "u_xianzhang", "u_zhujian", "u_changwu"
-
-
-@pytest.fixture
-def engine(db_url: str) -> Iterator[Engine]:
-    """An empty database: db_url drops the models' tables, and here the version table goes too."""
-    engine = make_engine(db_url)
-    with engine.begin() as conn:
-        conn.execute(text("DROP TABLE IF EXISTS alembic_version"))
-    yield engine
-    engine.dispose()
 
 
 def schema_diff(engine: Engine, metadata: MetaData) -> list:
