@@ -1,7 +1,7 @@
 """Outbound: the sustained send rate with the default pacing against a per-second limit, and how long
 a message waits between falling due and reaching DingTalk.
 
-The sender as `duban run` wires it — bot.outbox.run_sender, DingTalkTransport over httpx, the default
+The sender as `duban run` wires it — bot.outbox.run_sender, DingTalkTransport over aiohttp, the default
 SendPacer (5 calls/s: a bucket of 5 that refills at 5/s) and the wall clock — against the DingTalk
 emulator (tests/emulator), which answers 429 to any send above 10 in a one-second window: the
 tightest limit the default pacing keeps under (5 at once, then 5 a second). Two phases:

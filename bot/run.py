@@ -21,7 +21,6 @@ from collections.abc import Iterator
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, TextIO
 
-import httpx
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy import func, text
 from sqlalchemy.engine import Engine
@@ -30,6 +29,7 @@ from sqlmodel import Session, select
 from bot.app import Bot
 from bot.clock import Clock, SystemClock
 from bot.dingtalk.cards import CardCallbackHandler
+from bot.dingtalk.http import Http
 from bot.dingtalk.inbound import InboundHandler, ViaOutbox
 from bot.dingtalk.openapi import OpenApiClient
 from bot.dingtalk.receipts import CALLS as read_status_calls
@@ -122,10 +122,7 @@ QUIET_LOGGERS = {
     "dingtalk_stream.client": logging.ERROR,
     # APScheduler logs every re-planned wake-up job at INFO: noise, since the database is the schedule
     "apscheduler": logging.WARNING,
-    # httpx logs each request's URL at INFO (access_token=, session= in the query); websockets logs
-    # handshakes (the stream ticket) and whole frames (what people typed) at DEBUG
-    "httpx": logging.WARNING,
-    "httpcore": logging.WARNING,
+    # websockets logs handshakes (the stream ticket) and whole frames (what people typed) at DEBUG
     "websockets": logging.WARNING,
     # a line for every /healthz and /metrics scrape
     "aiohttp.access": logging.WARNING,
@@ -172,9 +169,8 @@ class Service:
         self.worker = f"{socket.gethostname()}-{os.getpid()}"
         self.engine: Engine = make_engine(settings.database_url)
         self.bot = Bot(self.engine, settings, self.clock, WorkCalendar.from_file(settings.calendar_overrides))
-        # one HTTP client for the OpenAPI calls and the stream's connections/open: one pool, and one
-        # TLS context to build at start instead of two (loading the CA bundle is most of a client's cost)
-        http = httpx.AsyncClient(timeout=dingtalk.timeout_seconds)
+        # one HTTP client for the OpenAPI calls, the replies and the stream's connections/open: one pool
+        http = Http(dingtalk.timeout_seconds)
         self.client = OpenApiClient(dingtalk, http=http)
         self.transport = DingTalkTransport(self.client, cards=dingtalk.cards, robot_code=dingtalk.robot_code)
         self._wake = asyncio.Event()

@@ -23,14 +23,15 @@ from typing import Any
 from urllib.parse import quote_plus
 
 import dingtalk_stream
-import httpx
 import websockets
 import websockets.exceptions  # explicitly: websockets loads its submodules lazily, on first use
 from dingtalk_stream import SystemMessage
 
 from bot.dingtalk.cards import CALLBACK_TOPIC, CardCallbackHandler
+from bot.dingtalk.http import Http
 from bot.dingtalk.inbound import TOPIC, InboundHandler
 from bot.dingtalk.settings import CREDENTIALS_REJECTED, DingTalkSettings
+from bot.transport import SendError
 
 log = logging.getLogger(__name__)
 
@@ -56,14 +57,14 @@ class CredentialsRejected(StreamDown):
 class StreamClient(dingtalk_stream.DingTalkStreamClient):
     def __init__(self, settings: DingTalkSettings, handler: InboundHandler, *,
                  cards: CardCallbackHandler | None = None,
-                 http: httpx.AsyncClient | None = None, rng: random.Random | None = None) -> None:
+                 http: Http | None = None, rng: random.Random | None = None) -> None:
         credential = dingtalk_stream.Credential(settings.client_id, settings.client_secret.get_secret_value())
         super().__init__(credential, logger=logging.getLogger("dingtalk_stream.client"))
         self.OPEN_CONNECTION_API = f"{settings.openapi_endpoint}/v1.0/gateway/connections/open"
         self.register_callback_handler(TOPIC, handler)
         if cards is not None:  # subscribed only when registered: the SDK's subscriptions follow its handlers
             self.register_callback_handler(CALLBACK_TOPIC, cards)
-        self._http = http or httpx.AsyncClient(timeout=settings.timeout_seconds)
+        self._http = http or Http(settings.timeout_seconds)
         self._timeout = settings.timeout_seconds
         self._backoff = (settings.reconnect_min_seconds, settings.reconnect_max_seconds)
         self._rng = rng or random.Random()
@@ -129,25 +130,21 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
 
     async def _open_connection(self) -> str:
         try:
-            response = await self._http.post(self.OPEN_CONNECTION_API, json={
+            answer = await self._http.request("POST", self.OPEN_CONNECTION_API, json_body={
                 "clientId": self.credential.client_id,
                 "clientSecret": self.credential.client_secret,
                 "subscriptions": [{"type": "CALLBACK", "topic": topic} for topic in self.callback_handler_map],
                 "ua": "duban/dingtalk-stream-python",
             })
-        except httpx.HTTPError as exc:
-            raise StreamDown(f"DingTalk unreachable (connections/open: {type(exc).__name__} {exc})") from exc
-        try:
-            body = response.json()
-        except ValueError:
-            body = None
-        body = body if isinstance(body, dict) else {}
+        except SendError as exc:
+            raise StreamDown(f"DingTalk unreachable ({exc})") from exc
+        body = answer.body if isinstance(answer.body, dict) else {}
         code = str(body.get("code") or "")
-        if response.status_code in (401, 403) or (
-                response.status_code == 400 and any(w in code.lower() for w in ("client", "secret", "auth"))):
+        if answer.status in (401, 403) or (
+                answer.status == 400 and any(w in code.lower() for w in ("client", "secret", "auth"))):
             raise CredentialsRejected()
-        if response.is_error:
-            raise StreamDown(f"connections/open: HTTP {response.status_code} {code}".rstrip())
+        if answer.is_error:
+            raise StreamDown(f"connections/open: HTTP {answer.status} {code}".rstrip())
         if not (isinstance(body.get("endpoint"), str) and isinstance(body.get("ticket"), str)):
             raise StreamDown("connections/open: no endpoint and ticket in the answer")
         return f"{body['endpoint']}?ticket={quote_plus(body['ticket'])}"

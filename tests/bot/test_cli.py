@@ -179,7 +179,7 @@ async def test_roster_sync_when_dingtalk_does_not_answer(dingtalk: Emulator, els
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("DINGTALK_OPENAPI_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
     sentence = one_sentence(await sync_in(elsewhere, dingtalk))
-    assert sentence.startswith("连不上钉钉（/v1.0/oauth2/accessToken: not sent (ConnectError") and sentence.endswith("请检查网络后重试")
+    assert sentence.startswith("连不上钉钉（/v1.0/oauth2/accessToken: not sent (ClientConnectorError") and sentence.endswith("请检查网络后重试")
 
 
 async def test_roster_sync_when_dingtalk_fails_midway(dingtalk: Emulator, elsewhere: Path) -> None:

@@ -147,7 +147,7 @@ async def test_dingtalk_unreachable_at_start_then_up(dingtalk: Emulator, tmp_pat
     caplog.set_level(logging.WARNING, logger="bot.dingtalk.stream")
     [reason] = await late_dingtalk_scenario(dingtalk, tmp_path)
 
-    assert reason.startswith("DingTalk unreachable (connections/open: ConnectError")
+    assert reason.startswith("DingTalk unreachable (/v1.0/gateway/connections/open: not sent (ClientConnectorError")
     failures = [r.getMessage() for r in caplog.records if "stream connection failed" in r.getMessage()]
     assert len(failures) >= 3  # one line for each failed attempt, not silence until shutdown
     assert all("DingTalk unreachable" in line for line in failures)

@@ -143,7 +143,8 @@ def test_the_batch_path_writes_what_the_one_task_path_writes(tmp_path, cards):
     each.reconcile = lambda engine, now, **_: each.reconcile_each(engine, now)  # the one-task path only
     rng = random.Random(20261123)
     kinds_seen: Counter = Counter()
-    for day in range(90):
+    days = 50 if cards else 90  # cards re-render on every change: a shorter stretch still reaches 🔴 and 难以执行
+    for day in range(days):
         with Session(sims[0].engine) as s:
             tasks = list(s.exec(select(Task)))
             heads = {u.id: u.head_user_id for u in s.exec(select(Unit))}
@@ -182,7 +183,7 @@ def test_the_batch_path_writes_what_the_one_task_path_writes(tmp_path, cards):
                 sim.deliver()
             else:
                 sim.run_until(jump)
-        if day % 30 == 29:  # where they part, if they do
+        if day % 25 == 24:  # where they part, if they do
             assert comparable(sims[0].engine) == comparable(sims[1].engine), f"day {day}"
     with Session(sims[0].engine) as s:
         kinds_seen.update(s.exec(select(Notice.kind)))
