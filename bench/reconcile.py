@@ -1,6 +1,6 @@
 """How long `reconcile(now)` takes on 100,000 open tasks: with nothing due, and with 1,000 due at once.
 
-    python bench/reconcile.py [--tasks 100000 [1000000 …]] [--due 1000] [--rounds 3] [--sqlite-only]
+    python bench/reconcile.py [--tasks 100000 [1000000 …]] [--due 1000] [--rounds 3] [--sqlite-only] [--no-cards]
 
 With several --tasks sizes each is filled and timed in turn, and the slope (seconds per 100,000
 more open tasks) is printed: the times should grow with what is due, not with how much is open.
@@ -15,6 +15,10 @@ weeks, and `next_check_at` the policy's own answer (the 临期提醒, 09:00 the 
 event, outbox rows and audit event, exactly as in production (reconcile's batches). Each round
 takes fresh tasks; min/median/max over the rounds are printed, and the last line reads
 `reconcile_due_1000_seconds sqlite=<median> postgresql=<median> …`.
+
+Interactive cards are on, as the bot runs by default (Settings.dingtalk_cards): every task was shown
+to its unit head as a card when it was assigned (one sent outbox row each), so each blue notice also
+re-renders that card and queues its update. `--no-cards` measures the plain-message bot.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from reminders.engine import Escalation
 from reminders.policy import Policy, TaskState
 from reminders.rules import Rules
 from storage.db import create_schema, make_engine
-from storage.models import Notice, NoticeKind, NoticeStatus, Task, TaskStatus, Unit
+from storage.models import Notice, NoticeKind, NoticeStatus, Outbox, OutboxStatus, Task, TaskStatus, Unit
 from storage.tz import shanghai
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -52,8 +56,9 @@ NOW = shanghai(2026, 11, 23, 10, 0)  # a Monday morning
 CHUNK = 5_000  # rows per INSERT batch
 
 
-def fill(engine: Engine, tasks: int, now: datetime, rng: random.Random) -> None:
-    """The example roster and `tasks` open tasks, bulk-inserted (no handler runs: that is not timed)."""
+def fill(engine: Engine, tasks: int, now: datetime, rng: random.Random, cards: bool = False) -> None:
+    """The example roster and `tasks` open tasks, bulk-inserted (no handler runs: that is not timed);
+    with `cards`, each task's card as its assignment left it: shown to its unit head, sent."""
     create_schema(engine)
     settings = Settings()
     calendar = WorkCalendar()
@@ -86,6 +91,20 @@ def fill(engine: Engine, tasks: int, now: datetime, rng: random.Random) -> None:
     with engine.begin() as conn:
         for start in range(0, len(rows), CHUNK):
             conn.execute(Task.__table__.insert(), rows[start:start + CHUNK])
+    if cards:
+        with Session(engine) as s:
+            heads = {unit: head for unit, head in s.exec(select(Unit.id, Unit.head_user_id))}
+            shown = [{"target": "user", "recipient": heads[unit] or "u_xianzhang", "at_user_ids": [],
+                      "title": f"交办 {code}", "text": f"### 交办通知 {code}", "deliver_after": at, "created_at": at,
+                      "status": OutboxStatus.SENT, "attempts": 1, "sent_at": at, "last_error": "", "plain": False,
+                      "task_id": task_id,
+                      "actions": [["汇报进展", f"进展 {code} "], ["办结", f"办结 {code} "]],
+                      "card_key": f"t.{task_id}", "card_id": f"duban.t.{task_id}.{task_id:012x}", "card_update": False}
+                     for task_id, code, unit, at in s.exec(select(Task.id, Task.code, Task.lead_unit_id,
+                                                                  Task.assigned_at))]
+        with engine.begin() as conn:
+            for start in range(0, len(shown), CHUNK):
+                conn.execute(Outbox.__table__.insert(), shown[start:start + CHUNK])
 
 
 def make_due(engine: Engine, count: int, now: datetime, rng: random.Random, taken: set[int]) -> None:
@@ -111,12 +130,13 @@ def timed(func: Callable[[], int]) -> tuple[float, int]:
     return time.perf_counter() - start, result
 
 
-def bench(backend: str, engine: Engine, tasks: int, due: int, rounds: int) -> dict[str, list[float]]:
+def bench(backend: str, engine: Engine, tasks: int, due: int, rounds: int, cards: bool) -> dict[str, list[float]]:
     rng = random.Random(42)
     start = time.perf_counter()
-    fill(engine, tasks, NOW, rng)
-    print(f"[{backend}] {tasks:,} tasks inserted in {time.perf_counter() - start:.1f} s (load {load()})", flush=True)
-    escalation = Escalation(WorkCalendar(), Rules())
+    fill(engine, tasks, NOW, rng, cards=cards)
+    print(f"[{backend}] {tasks:,} tasks inserted{' with their cards' if cards else ''} in "
+          f"{time.perf_counter() - start:.1f} s (load {load()})", flush=True)
+    escalation = Escalation(WorkCalendar(), Rules(), cards=cards)
     escalation.reconcile(engine, NOW)  # warm: compiled statements, templates
     idle, busy, taken = [], [], set()
     for _ in range(rounds):
@@ -135,19 +155,21 @@ def main() -> None:
     parser.add_argument("--due", type=int, default=1_000)
     parser.add_argument("--rounds", type=int, default=3, help="due rounds (each with fresh tasks)")
     parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--no-cards", dest="cards", action="store_false", help="plain messages, no interactive cards")
     args = parser.parse_args()
+    print(f"interactive cards: {'on (the default)' if args.cards else 'off'}")
     results: dict[tuple[str, int], dict[str, list[float]]] = {}
     for tasks in args.tasks:
         with tempfile.TemporaryDirectory(prefix="duban-bench-") as folder:
             engine = make_engine(f"sqlite:///{Path(folder) / 'bench.db'}")
-            results["sqlite", tasks] = bench("sqlite", engine, tasks, args.due, args.rounds)
+            results["sqlite", tasks] = bench("sqlite", engine, tasks, args.due, args.rounds, args.cards)
             engine.dispose()
         if args.sqlite_only:
             continue
         with postgres() as url:
             if url:
                 engine = make_engine(url)
-                results["postgresql", tasks] = bench("postgresql", engine, tasks, args.due, args.rounds)
+                results["postgresql", tasks] = bench("postgresql", engine, tasks, args.due, args.rounds, args.cards)
                 engine.dispose()
     rows = []
     for (backend, tasks), r in results.items():

@@ -40,11 +40,13 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from common import fmt, load, machine_line, spread
-from reconcile import NOW, fill  # bench/reconcile.py: this folder is on sys.path when run as a script
+sys.path.append(str(Path(__file__).resolve().parent.parent))  # the checkout: tests.emulator, run as a script
 
-from bot.simulation import ROSTER
-from storage.db import make_engine
+from common import fmt, load, machine_line, spread  # noqa: E402
+from reconcile import NOW, fill  # noqa: E402  (bench/reconcile.py: this folder is sys.path[0] as a script)
+
+from bot.simulation import ROSTER  # noqa: E402
+from storage.db import make_engine  # noqa: E402
 
 REMINDERS = ("courtesy", "blue", "yellow", "red")
 
