@@ -39,6 +39,7 @@ from bot.clock import Clock
 from bot.transport import DEFAULT_RATE_PER_SECOND, Attachment, OutgoingMessage, SendError, Transport
 from message_templates.render import render
 from message_templates.reply import Action
+from reminders.card_updates import render_stale
 from storage.models import Outbox
 from storage.outbox import LEASE, claim_due, mark_failed, mark_sent, release, renew_lease
 from storage.tz import SHANGHAI
@@ -309,6 +310,7 @@ async def deliver_due(
     """Send everything due at `now`; returns how many messages (calls) went out. `clock` tells the
     time later in the round (by default: `now` plus the time elapsed since)."""
     # database work runs in threads: a SQLite writer waiting on its lock must not stall the stream
+    await asyncio.to_thread(render_stale, engine, now)  # cards whose task changed: their updates join this round
     rows = await asyncio.to_thread(claim_due, engine, now, worker)
     if not rows:
         return 0

@@ -20,11 +20,11 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
 
-from reminders import cards
 from reminders import notices as notice_io
 from reminders.calendar import WorkCalendar
 from reminders.policy import NoticeState, Policy, TaskState
 from reminders.rules import Rules
+from storage import stale_cards
 from storage.db import is_postgres, transaction
 from storage.models import (
     OPEN_STATUSES,
@@ -49,14 +49,15 @@ class Escalation:
     cards: bool = False  # interactive cards are shown: keep them current (reminders/cards.py)
 
     def refresh_cards(self, session: Session, task: Task, now: datetime) -> None:
+        """The cards shown about the task will say what just happened: rendered when the sender
+        next runs (reminders/card_updates.py), from the task as it is then."""
         if self.cards:
-            cards.refresh(session, task, now)
+            stale_cards.note(session, task.id, task.code)
+            stale_cards.write(session, now)
 
-    def _refresh_cards(self, rows: notice_io.Rows, task: Task, now: datetime) -> None:
-        """refresh_cards once the task's rows are written (the batch writes them at its end): the
-        update reads the cards shown, these rows' among them."""
-        if self.cards:
-            rows.written(lambda: cards.refresh(rows.session, task, now))
+    def _note_cards(self, rows: notice_io.Rows, task: Task) -> None:
+        if self.cards:  # written with the rest of the transaction's notes (settle, _settle_batch)
+            stale_cards.note(rows.session, task.id, task.code)
 
     def __post_init__(self) -> None:
         self.policy = Policy(self.calendar, self.rules)
@@ -64,7 +65,9 @@ class Escalation:
     def settle(self, session: Session, task: Task, now: datetime) -> list[Notice]:
         """Bring one task up to date at `now` inside the caller's transaction; returns new notices."""
         notices = list(session.exec(select(Notice).where(Notice.task_id == task.id).order_by(Notice.id)))
-        return self._settle(notice_io.Rows(session), task, notices, task_state(task, session), now)
+        created = self._settle(notice_io.Rows(session), task, notices, task_state(task, session), now)
+        stale_cards.write(session, now)
+        return created
 
     def _settle(self, rows: notice_io.Rows, task: Task, notices: list[Notice], state: TaskState,
                 now: datetime) -> list[Notice]:
@@ -82,7 +85,7 @@ class Escalation:
             if not plan.due:
                 task.next_check_at = plan.next_check_at
                 rows.session.add(task)
-                self._refresh_cards(rows, task, now)  # the cards shown about it say what happened
+                self._note_cards(rows, task)  # the cards shown about it will say what happened
                 return created
             # one at a time: what falls due next may depend on what was just issued
             created.append(notice_io.create(rows, task, plan.due[0], now, self.policy))
@@ -97,7 +100,7 @@ class Escalation:
                 notice_io.void(rows, task, notice, now)
         task.next_check_at = None
         rows.session.add(task)
-        self._refresh_cards(rows, task, now)
+        self._note_cards(rows, task)
 
     def reconcile(self, engine: Engine, now: datetime, batch: int = BATCH,
                   on_notice: Callable[[Notice], None] | None = None) -> int:
@@ -158,6 +161,7 @@ class Escalation:
             for task in tasks:
                 state = task_state(task, progress=tuple(progress.get(task.id, ())), hard_due=hard.get(task.id))
                 created += self._settle(rows, task, notices[task.id], state, now)
+            stale_cards.write(session, now)
             rows.flush()
         return len(tasks), created
 

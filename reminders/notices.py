@@ -10,7 +10,7 @@ the end. Both run the same functions below, so they write the same rows.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -100,10 +100,6 @@ class Rows:
             Outbox.card_update.is_(False), Outbox.status.in_((OutboxStatus.PENDING, OutboxStatus.SENDING))
         )).first() is not None
 
-    def written(self, then: Callable[[], None]) -> None:
-        """Run `then` once the rows queued so far are in the database (here: now)."""
-        then()
-
     def flush(self) -> None:
         self.session.flush()
 
@@ -130,7 +126,6 @@ class BatchRows(Rows):
         self._outbox: list[dict[str, Any]] = []
         self._placed: dict[tuple, str] = cards.waiting_cards(session, task_ids) if task_ids else {}
         self._waiting: set[tuple[str, str]] = set()  # (recipient, card_key) of its new cards in one-to-one chats
-        self._then: list[tuple[int, Callable[[], None]]] = []  # `written` callbacks, after that many rows
 
     def unit(self, unit_id: int) -> Unit:
         if unit_id not in self._units:
@@ -200,11 +195,6 @@ class BatchRows(Rows):
     def unsent(self, user_id: str | None, card_key: str) -> bool:
         return (user_id, card_key) in self._waiting or super().unsent(user_id, card_key)
 
-    def written(self, then: Callable[[], None]) -> None:
-        """Run `then` in `flush`, right after the outbox rows queued before it are inserted and before
-        those queued after it: the outbox ids come out as one task at a time gives them."""
-        self._then.append((len(self._outbox), then))
-
     def flush(self) -> None:
         """Write everything held, in creation order (so ids come out as one row at a time would give
         them); a duplicate notice fails here and the caller's transaction rolls back whole."""
@@ -233,16 +223,9 @@ class BatchRows(Rows):
             if rows:
                 self.conn.execute(model.__table__.insert(), rows)
             rows.clear()
-        start = 0
-        for end, then in [*self._then, (len(self._outbox), None)]:
-            if end > start:
-                self.conn.execute(Outbox.__table__.insert(), self._outbox[start:end])
-            start = end
-            if then is not None:
-                then()
-                self.session.flush()  # its rows take their ids before the next task's
+        if self._outbox:
+            self.conn.execute(Outbox.__table__.insert(), self._outbox)
         self._outbox.clear()
-        self._then.clear()
 
 
 class NewNotice:

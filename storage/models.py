@@ -319,6 +319,17 @@ class TodoLink(SQLModel, table=True):
     next_check_at: datetime = Field(sa_column=_at())
 
 
+class StaleCard(SQLModel, table=True):
+    """A task whose cards may no longer say what is current: written in the transaction that changed
+    it, and taken by the sender, which renders the cards then (reminders/card_updates.py). A burst of
+    changes to one task is one row, so one render a card instead of one a change."""
+
+    task_id: int = Field(primary_key=True, foreign_key="task.id")
+    since: datetime = Field(sa_column=_at())  # the first change not yet shown, for the order they are taken in
+    # cards made in the transaction of the latest change: they already say what it did
+    fresh: list[str] = Field(default_factory=_empty_list, sa_column=Column(JSON, nullable=False))
+
+
 class ProcessedMessage(SQLModel, table=True):
     """Inbound DingTalk msgIds already acted on: a redelivered message changes nothing twice. The
     command's replies are kept with it, in its transaction, until they went out: a redelivered

@@ -1,0 +1,67 @@
+"""Which tasks' cards may be out of date (StaleCard), in SQLAlchemy Core: a change notes its task
+in its own transaction (one upsert a task, however many changes), and the sender takes the notes
+when it renders the cards (reminders/card_updates.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import delete, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlmodel import Session
+
+from storage.cards import NEW_CARDS
+from storage.models import StaleCard
+
+TABLE = StaleCard.__table__
+NOTED = "duban_stale_cards"  # session.info key: task id → the cards its latest change made
+
+
+@dataclass(frozen=True)
+class Stale:
+    task_id: int
+    fresh: frozenset[str]
+
+
+def note(session: Session, task_id: int, code: str) -> None:
+    """Remember, for `write`, that this transaction changed the task; the cards made so far in it
+    for the task (its own, and its notices' drafts) already say what the change did."""
+    made = session.info.get(NEW_CARDS, ())
+    session.info.setdefault(NOTED, {})[task_id] = sorted(c for c in made if _about(c, task_id, code))
+
+
+def write(session: Session, now: datetime) -> None:
+    """The noted tasks, in one statement. A task already noted keeps its place in the queue; its
+    fresh cards are the latest change's (a card made before a later change must show that one)."""
+    noted = session.info.pop(NOTED, None)
+    if not noted:
+        return
+    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+    statement = dialect.insert(TABLE).values([{"task_id": task_id, "since": now, "fresh": fresh}
+                                              for task_id, fresh in sorted(noted.items())])
+    session.execute(statement.on_conflict_do_update(index_elements=[TABLE.c.task_id],
+                                                    set_={"fresh": statement.excluded.fresh}))
+
+
+def any_stale(session: Session) -> bool:
+    return session.execute(select(TABLE.c.task_id).limit(1)).first() is not None
+
+
+def take(session: Session, limit: int) -> list[Stale]:
+    """Up to `limit` notes, the oldest first, removed in the caller's transaction (which renders
+    them). On PostgreSQL notes another instance is taking are skipped, not waited for."""
+    query = select(TABLE.c.task_id, TABLE.c.fresh).order_by(TABLE.c.since, TABLE.c.task_id).limit(limit)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    rows = session.execute(query).all()
+    if rows:
+        session.execute(delete(TABLE).where(TABLE.c.task_id.in_([r.task_id for r in rows])))
+    return [Stale(r.task_id, frozenset(r.fresh)) for r in rows]
+
+
+def _about(card_id: str, task_id: int, code: str) -> bool:
+    """Whether a card (duban.<key>.<random>, storage/cards.py) is about the task: t/r/x.<task id>, or
+    n.<notice code>, a notice code being the task's code and a suffix (DB-2026-0042-Y1)."""
+    _, kind, ref, *_ = (*card_id.split("."), "", "", "")
+    return ref == str(task_id) if kind != "n" else ref.startswith(f"{code}-")
