@@ -52,12 +52,7 @@ class Escalation:
         """The cards shown about the task will say what just happened: rendered when the sender
         next runs (reminders/card_updates.py), from the task as it is then."""
         if self.cards:
-            stale_cards.note(session, task.id, task.code)
-            stale_cards.write(session, now)
-
-    def _note_cards(self, rows: notice_io.Rows, task: Task) -> None:
-        if self.cards:  # written with the rest of the transaction's notes (settle, _settle_batch)
-            stale_cards.note(rows.session, task.id, task.code)
+            stale_cards.note(session, task.id, task.code, now)
 
     def __post_init__(self) -> None:
         self.policy = Policy(self.calendar, self.rules)
@@ -65,9 +60,7 @@ class Escalation:
     def settle(self, session: Session, task: Task, now: datetime) -> list[Notice]:
         """Bring one task up to date at `now` inside the caller's transaction; returns new notices."""
         notices = list(session.exec(select(Notice).where(Notice.task_id == task.id).order_by(Notice.id)))
-        created = self._settle(notice_io.Rows(session), task, notices, task_state(task, session), now)
-        stale_cards.write(session, now)
-        return created
+        return self._settle(notice_io.Rows(session), task, notices, task_state(task, session), now)
 
     def _settle(self, rows: notice_io.Rows, task: Task, notices: list[Notice], state: TaskState,
                 now: datetime) -> list[Notice]:
@@ -85,7 +78,7 @@ class Escalation:
             if not plan.due:
                 task.next_check_at = plan.next_check_at
                 rows.session.add(task)
-                self._note_cards(rows, task)  # the cards shown about it will say what happened
+                self.refresh_cards(rows.session, task, now)  # the cards shown about it will say what happened
                 return created
             # one at a time: what falls due next may depend on what was just issued
             created.append(notice_io.create(rows, task, plan.due[0], now, self.policy))
@@ -100,7 +93,7 @@ class Escalation:
                 notice_io.void(rows, task, notice, now)
         task.next_check_at = None
         rows.session.add(task)
-        self._note_cards(rows, task)
+        self.refresh_cards(rows.session, task, now)
 
     def reconcile(self, engine: Engine, now: datetime, batch: int = BATCH,
                   on_notice: Callable[[Notice], None] | None = None) -> int:
@@ -161,7 +154,6 @@ class Escalation:
             for task in tasks:
                 state = task_state(task, progress=tuple(progress.get(task.id, ())), hard_due=hard.get(task.id))
                 created += self._settle(rows, task, notices[task.id], state, now)
-            stale_cards.write(session, now)
             rows.flush()
         return len(tasks), created
 

@@ -1,14 +1,15 @@
-"""Which tasks' cards may be out of date (StaleCard), in SQLAlchemy Core: a change notes its task
-in its own transaction (one upsert a task, however many changes), and the sender takes the notes
-when it renders the cards (reminders/card_updates.py)."""
+"""Which tasks' cards may be out of date (StaleCard), in SQLAlchemy Core: a change notes its task,
+the notes are written as its transaction commits (one upsert a task, however many changes), and
+the sender takes them when it renders the cards (reminders/card_updates.py)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, event, select
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
 from storage.cards import NEW_CARDS
@@ -24,22 +25,25 @@ class Stale:
     fresh: frozenset[str]
 
 
-def note(session: Session, task_id: int, code: str) -> None:
-    """Remember, for `write`, that this transaction changed the task; the cards made so far in it
-    for the task (its own, and its notices' drafts) already say what the change did."""
-    made = session.info.get(NEW_CARDS, ())
-    session.info.setdefault(NOTED, {})[task_id] = sorted(c for c in made if _about(c, task_id, code))
+def note(session: Session, task_id: int, code: str, now: datetime) -> None:
+    """This transaction changed the task: its cards are rendered after it commits."""
+    session.info.setdefault(NOTED, {}).setdefault(task_id, (code, now))
 
 
-def write(session: Session, now: datetime) -> None:
-    """The noted tasks, in one statement. A task already noted keeps its place in the queue; its
-    fresh cards are the latest change's (a card made before a later change must show that one)."""
+@event.listens_for(OrmSession, "before_commit")
+def _write(session: OrmSession) -> None:
+    """The transaction's notes, in one statement, as it commits: then every card it made is known,
+    and already says what it did (the cards made with a task, the drafts made with its notices).
+    A task noted before keeps its place in the queue; its fresh cards become this change's (a card
+    made before a later change must show that one)."""
     noted = session.info.pop(NOTED, None)
     if not noted:
         return
+    made = session.info.get(NEW_CARDS, ())
     dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(TABLE).values([{"task_id": task_id, "since": now, "fresh": fresh}
-                                              for task_id, fresh in sorted(noted.items())])
+    statement = dialect.insert(TABLE).values([
+        {"task_id": task_id, "since": now, "fresh": sorted(c for c in made if _about(c, task_id, code))}
+        for task_id, (code, now) in sorted(noted.items())])
     session.execute(statement.on_conflict_do_update(index_elements=[TABLE.c.task_id],
                                                     set_={"fresh": statement.excluded.fresh}))
 
