@@ -305,7 +305,7 @@ def waiting_drafts(session: Session, cutoff: datetime, rules: Rules, calendar: W
     summary's list, and the dashboard's 待签发). Their tasks, units and signers are read in one query
     each, not one per draft."""
     drafts = report_queries.waiting_drafts(session, cutoff, SIGNED)
-    marked = report_queries.marked_notices(session, cutoff, ("notice_void", "notice_held"), (n.code for n in drafts))
+    marked = report_queries.marked_notices(session, cutoff, ("notice_void", "notice_held"), drafts)
     drafts = [n for n in drafts if n.code not in marked["notice_void"]]
     tasks = report_queries.tasks_by_id(session, (n.task_id for n in drafts))
     units = report_queries.units_by_id(session, (t.lead_unit_id for t in tasks.values()))

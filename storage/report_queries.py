@@ -326,15 +326,18 @@ def waiting_drafts(session: Session, cutoff: datetime, kinds: Iterable[NoticeKin
 
 
 def marked_notices(session: Session, cutoff: datetime, actions: tuple[str, ...],
-                   notice_codes: Iterable[str]) -> dict[str, set[str]]:
-    """audit action → which of `notice_codes` it was recorded for before the cut-off."""
+                   notices: Sequence[Notice]) -> dict[str, set[str]]:
+    """audit action → the codes of `notices` it was recorded for before the cut-off. Such an event
+    carries its notice's task (the void and the 暂缓 are written so), so it is found by the task's
+    index, not by reading every event's detail."""
     out: dict[str, set[str]] = defaultdict(set)
-    wanted = list(dict.fromkeys(notice_codes))
+    wanted = {n.code for n in notices}
     code = AuditEvent.detail["notice"].as_string()
-    for start in range(0, len(wanted), CHUNK):
+    for chunk in chunks({n.task_id for n in notices}):
         for action, found in session.exec(select(AuditEvent.action, code).where(
-                AuditEvent.action.in_(actions), AuditEvent.at < cutoff, code.in_(wanted[start:start + CHUNK]))):
-            out[action].add(found)
+                AuditEvent.task_id.in_(chunk), AuditEvent.action.in_(actions), AuditEvent.at < cutoff)):
+            if found in wanted:
+                out[action].add(found)
     return out
 
 
