@@ -1,6 +1,6 @@
 """How fast the dashboard answers for a county of 60 units and 3,000 tasks (issue 14: < 200 ms).
 
-    python bench/dashboard.py [--units 60] [--tasks 3000] [--rounds 3]
+    python bench/dashboard.py [--units 60] [--tasks 3000] [--rounds 3] [--postgresql]
 
 Fills a SQLite file in a temporary directory through the real bot (交办, 签收, the schedule's colour
 notices, 签发 of the drafts, 办结 and 销号) on a simulated year (see `fill`), then times each page over HTTP on a real aiohttp
@@ -9,7 +9,9 @@ returns a constant. Every page counts afresh in SQL (bot/dashboard/data.py over
 storage/report_queries.py); the "after a change" rows write an audit event a second before each request, so
 they show the first look after any command; the other rows are repeat views (the 总览 is reused
 within the minute while the data is unchanged: bot/dashboard/data.Overviews). Prints min / median / max of `--rounds` repetitions and the ratio to the anchor's
-median, so a figure from a busy shared machine can be read against its own baseline.
+median, so a figure from a busy shared machine can be read against its own baseline, and the 1-minute
+load average. With --postgresql the filled county is also copied row for row into a fresh PostgreSQL
+database (bench/common.postgres) and the same pages are timed there, at the same moment.
 """
 
 from __future__ import annotations
@@ -22,13 +24,15 @@ import statistics
 import tempfile
 import time
 from collections import defaultdict
+from contextlib import nullcontext
 from datetime import date, timedelta
 from pathlib import Path
 
 import aiohttp
 from aiohttp import web
-from sqlalchemy import event
-from sqlmodel import Session, select
+from common import load, postgres
+from sqlalchemy import Integer, event, text
+from sqlmodel import Session, SQLModel, select
 
 from bot.dashboard.app import dashboard_app
 from bot.simulation import Simulation
@@ -36,7 +40,7 @@ from handlers.incoming import Incoming
 from reminders.reports import month_before
 from storage import audit
 from storage.dashboard import issue_link
-from storage.db import transaction
+from storage.db import create_schema, make_engine, transaction
 from storage.models import AuditEvent, Notice, NoticeStatus, Task, Unit
 from storage.tz import shanghai
 
@@ -112,6 +116,25 @@ def reopen(folder: Path, units: int) -> Simulation:
     return sim
 
 
+def copy_to(sim: Simulation, url: str, folder: Path, units: int) -> Simulation:
+    """The filled county copied row for row into the empty database at `url`, its id sequences moved
+    past the copied rows, with a bot on it whose clock reads what `sim`'s does."""
+    engine = make_engine(url)
+    create_schema(engine)
+    with sim.engine.connect() as source, engine.begin() as target:
+        for table in SQLModel.metadata.sorted_tables:
+            rows = [dict(row._mapping) for row in source.execute(table.select())]
+            if rows:
+                target.execute(table.insert(), rows)
+            if "id" in table.c and isinstance(table.c.id.type, Integer):
+                target.execute(text(f"SELECT setval(pg_get_serial_sequence('{table.name}', 'id'), "
+                                    f"COALESCE(MAX(id), 0) + 1, false) FROM {table.name}"))
+    engine.dispose()
+    copy = Simulation(url, START, roster=roster(units, folder))  # the roster is already there: nothing changes
+    copy.clock.set(sim.clock.now())
+    return copy
+
+
 async def time_pages(sim: Simulation, rounds: int) -> dict[str, list[float]]:
     app = dashboard_app(sim.engine, sim.bot.settings, sim.clock, sim.bot.calendar)
 
@@ -156,6 +179,7 @@ def main() -> None:
     parser.add_argument("--units", type=int, default=60)
     parser.add_argument("--tasks", type=int, default=3000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--postgresql", action="store_true", help="also time the pages on a copy in PostgreSQL")
     parser.add_argument("--keep", type=Path, help="a folder to keep the filled county in, and reuse it from")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="duban-bench-") as tmp:
@@ -169,9 +193,18 @@ def main() -> None:
         print(f"county: {args.units} units, {args.tasks} tasks, {notices} notices "
               f"(filled through the bot in {time.perf_counter() - started:.0f} s), SQLite, at {sim.clock.now():%Y-%m-%d}")
         sim.clock.advance(hours=1)  # someone looks an hour after the last command
-        figures = asyncio.run(time_pages(sim, args.rounds))
-        sim.engine.dispose()
+        with postgres() if args.postgresql else nullcontext() as url:
+            copy = copy_to(sim, url, folder, args.units) if url else None  # before any look writes to the county
+            show("SQLite", asyncio.run(time_pages(sim, args.rounds)))
+            sim.engine.dispose()
+            if copy is not None:
+                show("PostgreSQL", asyncio.run(time_pages(copy, args.rounds)))
+                copy.engine.dispose()
+
+
+def show(database: str, figures: dict[str, list[float]]) -> None:
     anchor = statistics.median(figures["/anchor"])
+    print(f"{database}, load average {load()}")
     print(f"{'page':<34}{'min ms':>9}{'median ms':>11}{'max ms':>9}{'× anchor':>10}")
     for path, times in figures.items():
         print(f"{path:<34}{min(times):>9.1f}{statistics.median(times):>11.1f}{max(times):>9.1f}"

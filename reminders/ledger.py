@@ -15,7 +15,6 @@ from storage.models import (
     NoticeStatus,
     Outbox,
     OutboxStatus,
-    Person,
     Task,
     Unit,
 )
@@ -23,38 +22,55 @@ from storage.receipts import reads_by_notice
 
 
 def ledger_rows(session: Session, now: datetime, tasks: list[Task]) -> list[dict]:
-    """One dict per task for the ledger templates: colour, unit, deadline, overdue, last progress.
-    Colours and last reports are read for the listed tasks at once, not one query per task."""
+    """One dict per task for the ledger templates: colour, unit, deadline, overdue, last progress, who
+    read its notices. All of it is read for the listed tasks at once, not one query per task or notice."""
     ids = [t.id for t in tasks]
     colours = report_queries.issued_colours(session, ids)
     last = report_queries.last_progress(session, ids)
-    return [{"task": task, "unit": session.get(Unit, task.lead_unit_id), "colour": colours.get(task.id),
+    units = report_queries.units_by_id(session, (t.lead_unit_id for t in tasks))
+    reads = notice_reads_of(session, tasks, now)
+    return [{"task": task, "unit": units.get(task.lead_unit_id), "colour": colours.get(task.id),
              "overdue": max((now.date() - task.deadline.date()).days, 0) if now > task.deadline else 0,
-             "last": last.get(task.id), "reads": notice_reads(session, task, now)} for task in tasks]
+             "last": last.get(task.id), "reads": reads[task.id]} for task in tasks]
 
 
 def notice_reads(session: Session, task: Task, now: datetime, calendar: WorkCalendar | None = None) -> list[dict]:
-    """Per issued colour notice of `task`, newest first: who it went to one to one and when each
-    read it ("已读 12月8日 09:14"), or "未读" — `late` once a full working day has passed unread."""
+    """notice_reads_of for one task."""
+    return notice_reads_of(session, [task], now, calendar)[task.id]
+
+
+def notice_reads_of(session: Session, tasks: list[Task], now: datetime, calendar: WorkCalendar | None = None,
+                    ) -> dict[int, list[dict]]:
+    """task id → per issued colour notice of it, newest first: who it went to one to one and when each
+    read it ("已读 12月8日 09:14"), or "未读" — `late` once a full working day has passed unread. The
+    notices, their messages, receipts and recipients are read in one query each for all the tasks."""
     calendar = calendar or WorkCalendar()
-    notices = list(session.exec(select(Notice).where(Notice.task_id == task.id, Notice.kind.in_(COLOURS),
-                                                     Notice.status == NoticeStatus.ISSUED).order_by(Notice.id.desc())))
-    reads = reads_by_notice(session, [n.id for n in notices if n.id is not None])
-    out = []
+    notices: list[Notice] = []
+    for chunk in report_queries.chunks([t.id for t in tasks]):
+        notices += session.exec(select(Notice).where(Notice.task_id.in_(chunk), Notice.kind.in_(COLOURS),
+                                                     Notice.status == NoticeStatus.ISSUED))
+    notices.sort(key=lambda n: n.id or 0, reverse=True)
+    by_id = {n.id: n for n in notices}
+    reads: dict[int, dict] = {}
+    sent: dict[int, list[Outbox]] = defaultdict(list)
+    for chunk in report_queries.chunks(by_id):
+        reads.update(reads_by_notice(session, chunk))
+        for row in session.exec(select(Outbox).where(
+                Outbox.notice_id.in_(chunk), Outbox.target == "user", Outbox.ding_remind_type.is_(None),
+                Outbox.card_update.is_(False), Outbox.status == OutboxStatus.SENT).order_by(Outbox.id)):
+            notice = by_id[row.notice_id]
+            # the issued notice itself: not the draft its signer was sent before, nor a card's update
+            if row.created_at >= notice.issued_at and row.recipient not in (notice.signer_id, notice.signed_by):
+                sent[notice.id].append(row)
+    names = report_queries.people(session, (row.recipient for rows in sent.values() for row in rows))
+    out: dict[int, list[dict]] = {t.id: [] for t in tasks}
     for notice in notices:
-        # the issued notice itself: not the draft its signer was sent before, nor a card's update
-        signers = [who for who in (notice.signer_id, notice.signed_by) if who]
-        sent = session.exec(select(Outbox).where(Outbox.notice_id == notice.id, Outbox.target == "user",
-                                                 Outbox.ding_remind_type.is_(None), Outbox.card_update.is_(False),
-                                                 Outbox.created_at >= notice.issued_at,
-                                                 Outbox.recipient.not_in(signers),
-                                                 Outbox.status == OutboxStatus.SENT)).all()
-        people = []
-        for row in sorted(sent, key=lambda r: r.id or 0):
+        people: list[dict] = []
+        for row in sent[notice.id]:
             if row.recipient in (p["user_id"] for p in people) or row.sent_at is None:
                 continue
-            receipt = reads.get(notice.id or 0, {}).get(row.recipient)
-            person = session.get(Person, row.recipient)
+            receipt = reads.get(notice.id, {}).get(row.recipient)
+            person = names.get(row.recipient)
             # no receipt key (a card: DingTalk reports no read status for it): unknown, never "未读"
             known = receipt is not None or row.receipt_key is not None
             late_after = datetime.combine(calendar.add_workdays(row.sent_at.date(), 1), row.sent_at.timetz())
@@ -62,7 +78,7 @@ def notice_reads(session: Session, task: Task, now: datetime, calendar: WorkCale
                            "read_at": receipt.read_at if receipt else None, "known": known,
                            "text": _read_text(receipt.read_at) if receipt else ("未读" if known else UNKNOWN_READ),
                            "late": known and receipt is None and now >= late_after})
-        out.append({"notice": notice, "people": people})
+        out[notice.task_id].append({"notice": notice, "people": people})
     return out
 
 

@@ -302,21 +302,19 @@ def build_weekly(session: Session, at: datetime, rules: Rules, calendar: WorkCal
 
 def waiting_drafts(session: Session, cutoff: datetime, rules: Rules, calendar: WorkCalendar) -> list[DraftRow]:
     """Yellow and red drafts that, at the cut-off, were drafted and neither issued nor void (the weekly
-    summary's list, and the dashboard's 待签发)."""
+    summary's list, and the dashboard's 待签发). Their tasks, units and signers are read in one query
+    each, not one per draft."""
     drafts = report_queries.waiting_drafts(session, cutoff, SIGNED)
-    marked = report_queries.marked_notices(session, cutoff, ("notice_void", "notice_held"), (n.code for n in drafts))
+    marked = report_queries.marked_notices(session, cutoff, ("notice_void", "notice_held"), drafts)
+    drafts = [n for n in drafts if n.code not in marked["notice_void"]]
     tasks = report_queries.tasks_by_id(session, (n.task_id for n in drafts))
+    units = report_queries.units_by_id(session, (t.lead_unit_id for t in tasks.values()))
+    signers = report_queries.people(session, (n.signer_id for n in drafts if n.signer_id))
     policy = Policy(calendar, rules)
-    rows = []
-    for notice in drafts:
-        if notice.code in marked["notice_void"]:
-            continue
-        task = tasks[notice.task_id]
-        rows.append(DraftRow(
-            notice=notice, task=task, unit=session.get(Unit, task.lead_unit_id),
-            signer=queries.person(session, notice.signer_id or ""), held=notice.code in marked["notice_held"],
-            late=policy.after_workdays(notice.created_at, rules.signer_reminder_workdays) <= cutoff))
-    return rows
+    return [DraftRow(notice=notice, task=tasks[notice.task_id], unit=units[tasks[notice.task_id].lead_unit_id],
+                     signer=signers.get(notice.signer_id or ""), held=notice.code in marked["notice_held"],
+                     late=policy.after_workdays(notice.created_at, rules.signer_reminder_workdays) <= cutoff)
+            for notice in drafts]
 
 
 # ---- 一月一通报 ------------------------------------------------------------------------------------
@@ -367,8 +365,24 @@ def build_monthly(session: Session, at: datetime, rules: Rules) -> MonthlyBullet
 
 def build_bulletin(session: Session, period: Period, rules: Rules) -> MonthlyBulletin:
     """A bulletin over any period of whole months in one year (a month, a quarter, a half-year):
-    ranking by the year's score to its end, colours, praise and criticism within it. The dashboard
-    also builds one over the month to date (cut-off: the period's end)."""
+    ranking by the year's score to its end, colours, praise and criticism within it."""
+    cutoff, year = period.end, period.start.year
+    rows = ranked_units(session, period)
+    reds = report_queries.red_events(session, cutoff, year)
+    criticised = consequences(session, reds, year, rules.criticism_reds, period)
+    admonished = consequences(session, reds, year, rules.admonition_reds, period)
+    return MonthlyBulletin(
+        period=period, year=year, units=rows, criticised=criticised, admonished=admonished,
+        stalled=stalled(session, cutoff, rules),
+        issued=added(u.month for u in rows),  # every unit's, summed (every scored unit is a Unit row: a foreign key)
+        praised=praised(rows) if rules.praise_list else [],
+        titles=report_queries.titles(session, (code for c in criticised + admonished for code, _ in c.tasks)))
+
+
+def ranked_units(session: Session, period: Period) -> list[UnitMonth]:
+    """The bulletin's table (build_bulletin's `units`): every unit ranked by its score for the year to
+    the period's end, with its colours and its tasks due in the period. The dashboard shows this table
+    over the month to date (cut-off: the period's end) without the bulletin's criticism and praise."""
     cutoff, year = period.end, period.start.year
     units = all_units(session)
     month = tallies(session, cutoff, period.start, units)
@@ -376,17 +390,9 @@ def build_bulletin(session: Session, period: Period, rules: Rules) -> MonthlyBul
     due = report_queries.due_by_unit(session, period.start, period.end, cutoff)
     order = sorted(units, key=lambda u: (-to_date[u.id].total, u.id))
     ranks = competition_ranks([to_date[u.id].total for u in order])
-    rows = [UnitMonth(rank=rank, unit=u, due=due.get(u.id, (0, 0))[0], on_time=due.get(u.id, (0, 0))[1],
+    return [UnitMonth(rank=rank, unit=u, due=due.get(u.id, (0, 0))[0], on_time=due.get(u.id, (0, 0))[1],
                       month=month[u.id], year=to_date[u.id])
             for rank, u in zip(ranks, order, strict=True)]
-    reds = report_queries.red_events(session, cutoff, year)
-    criticised = consequences(session, reds, year, rules.criticism_reds, period)
-    admonished = consequences(session, reds, year, rules.admonition_reds, period)
-    return MonthlyBulletin(
-        period=period, year=year, units=rows, criticised=criticised, admonished=admonished,
-        stalled=stalled(session, cutoff, rules), issued=added(month.values()),  # every unit's, summed
-        praised=praised(rows) if rules.praise_list else [],
-        titles=report_queries.titles(session, (code for c in criticised + admonished for code, _ in c.tasks)))
 
 
 def praised(units: list[UnitMonth]) -> list[UnitMonth]:
@@ -399,7 +405,7 @@ def stalled(session: Session, cutoff: datetime, rules: Rules) -> list[StalledTas
     found = [(task, urges) for task, urges, last_progress
              in report_queries.stalled_candidates(session, cutoff, rules.stalled_urges)
              if last_progress is None or last_progress < urges[0].issued_at]
-    units = {u.id: u for u in session.exec(select(Unit).where(Unit.id.in_({t.lead_unit_id for t, _ in found})))}
+    units = report_queries.units_by_id(session, (t.lead_unit_id for t, _ in found))
     heads = unit_heads(session, units.values())  # one query, not one per task named: a bulletin may name hundreds
     out = [StalledTask(task, units[task.lead_unit_id], heads.get(units[task.lead_unit_id].id), urges,
                        highest_colour(n.kind for n in urges)) for task, urges in found]

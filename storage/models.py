@@ -241,7 +241,7 @@ class Outbox(SQLModel, table=True):
     last_error: str = ""
     sent_at: datetime | None = Field(default=None, sa_column=_at(nullable=True))
     task_id: int | None = Field(default=None, index=True)
-    notice_id: int | None = None
+    notice_id: int | None = Field(default=None, index=True)  # who got a notice (the 台账's read status)
     # interactive cards (storage/cards.py): what the card shows ("t.42": task 42 for its unit), the
     # card's outTrackId, and whether this row only updates that card in place
     card_key: str | None = Field(default=None, index=True)

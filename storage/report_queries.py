@@ -11,8 +11,9 @@ consulted for that); a colour notice counts from its ScoreEvent.at before the cu
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime, time, timedelta
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, Row, and_, case, func, or_
 from sqlalchemy.orm import aliased
@@ -24,14 +25,17 @@ from storage.models import (
     Notice,
     NoticeKind,
     NoticeStatus,
+    Person,
     ProgressReport,
     ScoreEvent,
     Task,
     TaskStatus,
+    Unit,
 )
 from storage.tz import SHANGHAI, to_shanghai
 
 CHUNK = 900  # SQLite allows a bounded number of bound parameters
+K = TypeVar("K")
 # a task's colour is the highest its scored notices reached: ranked here so SQL can take the MAX
 COLOUR_RANK = {NoticeKind.BLUE: 1, NoticeKind.YELLOW: 2, NoticeKind.RED: 3}
 RANK_COLOUR = {rank: kind for kind, rank in COLOUR_RANK.items()}
@@ -70,10 +74,11 @@ def _colour_rank() -> ColumnElement[int]:
     return case(*((Notice.kind == kind, rank) for kind, rank in COLOUR_RANK.items()), else_=0)
 
 
-def _chunks(ids: Iterable[int]) -> Iterable[list[int]]:
-    ids = list(ids)
-    for start in range(0, len(ids), CHUNK):
-        yield ids[start:start + CHUNK]
+def chunks(keys: Iterable[K], size: int = CHUNK) -> Iterator[list[K]]:
+    """Keys for an IN (…), `size` at a time."""
+    keys = list(keys)
+    for start in range(0, len(keys), size):
+        yield keys[start:start + size]
 
 
 # ---- colour notices -------------------------------------------------------------------------------
@@ -92,7 +97,7 @@ def tallies(session: Session, cutoff: datetime, since: datetime, year: int | Non
 def colours(session: Session, cutoff: datetime, task_ids: Iterable[int]) -> dict[int, NoticeKind]:
     """task id → the highest colour scored on it before the cut-off (tasks never urged are absent)."""
     out: dict[int, NoticeKind] = {}
-    for chunk in _chunks(task_ids):
+    for chunk in chunks(task_ids):
         for task_id, rank in session.exec(
                 select(ScoreEvent.task_id, func.max(_colour_rank())).join(Notice, Notice.id == ScoreEvent.notice_id)
                 .where(ScoreEvent.at < cutoff, ScoreEvent.task_id.in_(chunk)).group_by(ScoreEvent.task_id)):
@@ -112,17 +117,22 @@ def red_events(session: Session, cutoff: datetime, year: int) -> list[Row]:
                              .order_by(ScoreEvent.at, ScoreEvent.id)))
 
 
-def scored_between(session: Session, since: datetime, cutoff: datetime, unit_id: int | None = None,
-                   category: str | None = None) -> list[tuple[datetime, NoticeKind]]:
-    """(when, colour) of each colour notice scored in [since, cutoff), of one unit or one category."""
-    query = (select(ScoreEvent.at, Notice.kind).join(Notice, Notice.id == ScoreEvent.notice_id)
-             .where(ScoreEvent.at >= since, ScoreEvent.at < cutoff))
+def scored_by_span(session: Session, starts: Sequence[datetime], cutoff: datetime, unit_id: int | None = None,
+                   category: str | None = None) -> dict[tuple[int, NoticeKind], int]:
+    """(span, colour) → colour notices scored in it, of one unit or one category: span i runs from
+    starts[i] to starts[i + 1], the last to the cut-off (the dashboard's weeks). Counted in SQL: a
+    busy quarter scores thousands."""
+    span = case(*((ScoreEvent.at < start, i) for i, start in enumerate(starts[1:])), else_=len(starts) - 1)
+    query = (select(span.label("span"), Notice.kind.label("kind")).join(Notice, Notice.id == ScoreEvent.notice_id)
+             .where(ScoreEvent.at >= starts[0], ScoreEvent.at < cutoff))
     if unit_id is not None:
         query = query.where(ScoreEvent.unit_id == unit_id)
     if category is not None:
         query = query.join(Task, Task.id == ScoreEvent.task_id).where(
             Task.category == category, assigned_before(cutoff))
-    return [tuple(row) for row in session.exec(query)]  # type: ignore[misc]
+    scored = query.subquery()  # grouped outside: PostgreSQL would not match a GROUP BY CASE to its select's
+    return {(i, kind): count for i, kind, count in session.exec(
+        select(scored.c.span, scored.c.kind, func.count()).group_by(scored.c.span, scored.c.kind))}
 
 
 # ---- tasks ----------------------------------------------------------------------------------------
@@ -228,12 +238,17 @@ def forecast_inputs(session: Session, now: datetime, until: datetime, notice_col
     if category is not None:
         conditions.append(Task.category == category)
     tasks = list(session.exec(select(*FORECAST_TASK_COLUMNS).where(*conditions).order_by(Task.id)))
-    red = aliased(Notice)
-    last_red = (select(func.max(red.seq)).where(red.task_id == Notice.task_id, red.cycle == Notice.cycle,
-                                                red.kind == NoticeKind.RED).scalar_subquery())
-    notices = list(session.exec(
-        select(Notice.task_id, *notice_columns).join(Task, and_(Task.id == Notice.task_id, Task.cycle == Notice.cycle))
-        .where(*conditions, Notice.kind.in_(COLOURS), or_(Notice.kind != NoticeKind.RED, Notice.seq == last_red))))
+    notices: list[Row] = []
+    for chunk in chunks((t.id for t in tasks), CHUNK // 2):  # the found tasks' notices by index; the chunk is bound twice
+        current = and_(Task.id == Notice.task_id, Task.cycle == Notice.cycle, Notice.task_id.in_(chunk))
+        # each task's last red of its cycle, grouped once (a correlated MAX per notice would read a stalled
+        # task's reds again for each of them)
+        last_red = (select(Notice.task_id, func.max(Notice.seq).label("seq")).join(Task, current)
+                    .where(Notice.kind == NoticeKind.RED).group_by(Notice.task_id).subquery())
+        notices += session.exec(
+            select(Notice.task_id, *notice_columns).join(Task, current)
+            .outerjoin(last_red, last_red.c.task_id == Notice.task_id)
+            .where(Notice.kind.in_(COLOURS), or_(Notice.kind != NoticeKind.RED, Notice.seq == last_red.c.seq)))
     return tasks, notices
 
 
@@ -243,8 +258,23 @@ def categories(session: Session, cutoff: datetime) -> list[str]:
 
 def tasks_by_id(session: Session, task_ids: Iterable[int]) -> dict[int, Task]:
     out: dict[int, Task] = {}
-    for chunk in _chunks(set(task_ids)):
+    for chunk in chunks(set(task_ids)):
         out.update((t.id, t) for t in session.exec(select(Task).where(Task.id.in_(chunk))))
+    return out
+
+
+def units_by_id(session: Session, unit_ids: Iterable[int]) -> dict[int, Unit]:
+    out: dict[int, Unit] = {}
+    for chunk in chunks(set(unit_ids)):
+        out.update((u.id, u) for u in session.exec(select(Unit).where(Unit.id.in_(chunk))))
+    return out
+
+
+def people(session: Session, user_ids: Iterable[str]) -> dict[str, Person]:
+    """user id → Person, on the roster or not (names in history: storage.queries.person for many)."""
+    out: dict[str, Person] = {}
+    for chunk in chunks(set(user_ids)):
+        out.update((p.user_id, p) for p in session.exec(select(Person).where(Person.user_id.in_(chunk))))
     return out
 
 
@@ -264,7 +294,7 @@ def stalled_candidates(session: Session, cutoff: datetime, urges: int,
                          .where(assigned_before(cutoff), open_at(cutoff),
                                 or_(progress.c.at.is_(None), progress.c.at < urged.c.last_urge))).all()
     notices: dict[int, list[Row]] = defaultdict(list)
-    for chunk in _chunks(task.id for task, _ in found):  # plain rows: a bulletin may name hundreds of these
+    for chunk in chunks(task.id for task, _ in found):  # plain rows: a bulletin may name hundreds of these
         for notice in session.exec(select(*URGE_COLUMNS).join(ScoreEvent, ScoreEvent.notice_id == Notice.id).where(
                 ScoreEvent.at < cutoff, ScoreEvent.task_id.in_(chunk)).order_by(ScoreEvent.at, ScoreEvent.id)):
             notices[notice.task_id].append(notice)
@@ -281,7 +311,7 @@ def titles(session: Session, codes: Iterable[str]) -> dict[str, str]:
 
 def codes(session: Session, task_ids: Iterable[int]) -> dict[int, str]:
     out: dict[int, str] = {}
-    for chunk in _chunks(set(task_ids)):
+    for chunk in chunks(set(task_ids)):
         out.update(session.exec(select(Task.id, Task.code).where(Task.id.in_(chunk))).all())
     return out
 
@@ -296,15 +326,18 @@ def waiting_drafts(session: Session, cutoff: datetime, kinds: Iterable[NoticeKin
 
 
 def marked_notices(session: Session, cutoff: datetime, actions: tuple[str, ...],
-                   notice_codes: Iterable[str]) -> dict[str, set[str]]:
-    """audit action → which of `notice_codes` it was recorded for before the cut-off."""
+                   notices: Sequence[Notice]) -> dict[str, set[str]]:
+    """audit action → the codes of `notices` it was recorded for before the cut-off. Such an event
+    carries its notice's task (the void and the 暂缓 are written so), so it is found by the task's
+    index, not by reading every event's detail."""
     out: dict[str, set[str]] = defaultdict(set)
-    wanted = list(dict.fromkeys(notice_codes))
+    wanted = {n.code for n in notices}
     code = AuditEvent.detail["notice"].as_string()
-    for start in range(0, len(wanted), CHUNK):
+    for chunk in chunks({n.task_id for n in notices}):
         for action, found in session.exec(select(AuditEvent.action, code).where(
-                AuditEvent.action.in_(actions), AuditEvent.at < cutoff, code.in_(wanted[start:start + CHUNK]))):
-            out[action].add(found)
+                AuditEvent.task_id.in_(chunk), AuditEvent.action.in_(actions), AuditEvent.at < cutoff)):
+            if found in wanted:
+                out[action].add(found)
     return out
 
 
@@ -312,7 +345,7 @@ def marked_notices(session: Session, cutoff: datetime, actions: tuple[str, ...],
 def issued_colours(session: Session, task_ids: Iterable[int]) -> dict[int, NoticeKind]:
     """task id → the highest colour issued on it (storage.queries.task_colour, for many tasks at once)."""
     out: dict[int, NoticeKind] = {}
-    for chunk in _chunks(task_ids):
+    for chunk in chunks(task_ids):
         for task_id, rank in session.exec(select(Notice.task_id, func.max(_colour_rank())).where(
                 Notice.task_id.in_(chunk), Notice.status == NoticeStatus.ISSUED, Notice.kind.in_(COLOURS))
                 .group_by(Notice.task_id)):
@@ -324,7 +357,7 @@ def last_progress(session: Session, task_ids: Iterable[int]) -> dict[int, Progre
     """task id → its latest progress report (of two at the same moment, the later written); only
     those rows are read, not every report."""
     out: dict[int, ProgressReport] = {}
-    for chunk in _chunks(task_ids):
+    for chunk in chunks(task_ids):
         latest = (select(ProgressReport.task_id, func.max(ProgressReport.at).label("at"))
                   .where(ProgressReport.task_id.in_(chunk)).group_by(ProgressReport.task_id).subquery())
         for report in session.exec(select(ProgressReport).join(latest, and_(

@@ -1,10 +1,12 @@
 """What the dashboard pages show, built from the same functions as the bulletins and the chat queries.
 
-Scores, ranks and the month's tallies are `reminders.reports.build_bulletin` — for a past month exactly
-the bulletin `duban report monthly` prints (build_monthly), for the current month the same builder over
-the month to date. Waiting drafts are the weekly summary's (`waiting_drafts`); colours and open/closed
-are the reports' aggregate queries (storage/report_queries.py) at the same cut-off; the forecast is
-the policy's `upcoming` (as 预警); a unit's task rows are the 台账's `ledger_rows` (reminders/ledger.py).
+Scores, ranks and the month's tallies are the bulletin's table, `reminders.reports.ranked_units` (which
+`build_bulletin` builds its `units` with) — for a past month exactly the table `duban report monthly`
+prints (build_monthly), for the current month the same table over the month to date; the bulletin's
+criticism, praise and 措施10 list are not shown here, so not built. Waiting drafts are the weekly
+summary's (`waiting_drafts`); colours and open/closed are the reports' aggregate queries
+(storage/report_queries.py) at the same cut-off; the forecast is the policy's `upcoming` (as 预警),
+once per task over the fortnight; a unit's task rows are the 台账's `ledger_rows` (reminders/ledger.py).
 Nothing here counts a second way, and nothing reads the whole history: every page is counted afresh.
 """
 
@@ -25,10 +27,9 @@ from reminders.ledger import ledger_rows
 from reminders.policy import NoticeState, Policy
 from reminders.reports import (
     DraftRow,
-    MonthlyBulletin,
     Period,
-    build_bulletin,
     month_before,
+    ranked_units,
     waiting_drafts,
 )
 from storage import report_queries
@@ -116,7 +117,7 @@ class WeekBar:
 class Overview:
     cutoff: datetime
     live: bool
-    bulletin: MonthlyBulletin
+    period: Period
     rows: list[UnitRow]
     heat: list[HeatDay]
     trend: list[WeekBar]
@@ -147,9 +148,8 @@ def overview(session: Session, now: datetime, settings: Settings, calendar: Work
              filters: Filters) -> Overview:
     period = period_of(filters, now)
     cutoff = period.end
-    bulletin = build_bulletin(session, period, settings.rules)
     rows = {u.unit.id: UnitRow(rank=u.rank, unit=u.unit, score=u.year.total, year=u.year.count, month=u.month.count,
-                               due=u.due, on_time=u.on_time) for u in bulletin.units}
+                               due=u.due, on_time=u.on_time) for u in ranked_units(session, period)}
     # open at the cut-off as the weekly summary counts them
     for unit_id, counts in report_queries.open_by_unit(session, cutoff, scope.unit_id, filters.category).items():
         row = rows[unit_id]
@@ -162,7 +162,7 @@ def overview(session: Session, now: datetime, settings: Settings, calendar: Work
              and (filters.colour is None or r.colours[filters.colour] > 0)
              and (r.unit.active or r.open)]
     return Overview(
-        cutoff=cutoff, live=not filters.period, bulletin=bulletin, rows=shown,
+        cutoff=cutoff, live=not filters.period, period=period, rows=shown,
         heat=heat_strip(session, now, settings, calendar, scope, filters) if not filters.period else [],
         trend=trend(session, cutoff, scope, filters),
         categories=report_queries.categories(session, cutoff), periods=recent_periods(now))
@@ -263,10 +263,9 @@ def trend(session: Session, cutoff: datetime, scope: Scope, filters: Filters) ->
     unit_id = filters.unit_id if scope.unit_id is None else scope.unit_id
     if filters.unit_id is not None and filters.unit_id != unit_id:
         return [WeekBar(w, counts[w]) for w in weeks]  # a unit's staff filtering on another unit: nothing
-    since = datetime.combine(weeks[0], time(), tzinfo=SHANGHAI)
-    for at, kind in report_queries.scored_between(session, since, cutoff, unit_id, filters.category):
-        day = to_shanghai(at).date()
-        counts[day - timedelta(days=day.weekday())][kind] += 1
+    starts = [datetime.combine(w, time(), tzinfo=SHANGHAI) for w in weeks]
+    for (week, kind), count in report_queries.scored_by_span(session, starts, cutoff, unit_id, filters.category).items():
+        counts[weeks[week]][kind] = count
     return [WeekBar(w, counts[w]) for w in weeks]
 
 
