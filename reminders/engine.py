@@ -52,11 +52,12 @@ class Escalation:
         if self.cards:
             cards.refresh(session, task, now)
 
-    def _refresh_cards(self, rows: notice_io.Rows, task: Task, now: datetime) -> None:
+    def _refresh_cards(self, rows: notice_io.Rows, task: Task, notices: list[Notice], now: datetime) -> None:
         """refresh_cards once the task's rows are written (the batch writes them at its end): the
-        update reads the cards shown, these rows' among them."""
+        update reads the cards shown, these rows' among them. `notices`: all the task's, as settled
+        (new ones included), so the cards need not read them again."""
         if self.cards:
-            rows.written(lambda: cards.refresh(rows.session, task, now))
+            rows.written(lambda: cards.refresh(rows.session, task, now, notices))
 
     def __post_init__(self) -> None:
         self.policy = Policy(self.calendar, self.rules)
@@ -82,7 +83,7 @@ class Escalation:
             if not plan.due:
                 task.next_check_at = plan.next_check_at
                 rows.session.add(task)
-                self._refresh_cards(rows, task, now)  # the cards shown about it say what happened
+                self._refresh_cards(rows, task, notices, now)  # the cards shown about it say what happened
                 return created
             # one at a time: what falls due next may depend on what was just issued
             created.append(notice_io.create(rows, task, plan.due[0], now, self.policy))
@@ -97,7 +98,7 @@ class Escalation:
                 notice_io.void(rows, task, notice, now)
         task.next_check_at = None
         rows.session.add(task)
-        self._refresh_cards(rows, task, now)
+        self._refresh_cards(rows, task, notices, now)
 
     def reconcile(self, engine: Engine, now: datetime, batch: int = BATCH,
                   on_notice: Callable[[Notice], None] | None = None) -> int:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from message_templates.reply import Action, Reply
@@ -81,32 +82,48 @@ class Shown:
     target: str
     recipient: str
     deliver_after: datetime  # an update must not overtake the card's own creation
+    last: tuple | None = None  # (card_update, title, text, actions) of the card's newest row, when read
+
+
+_OUTBOX = Outbox.__table__
+_LAST = _OUTBOX.alias("last")
+_NEWEST = _OUTBOX.alias("newest")
+# the cards shown for some keys, each with its newest row (what it shows or will), in one statement:
+# refresh runs this after every command. The newest row is found as the single-card query did, through
+# the card_key index backwards, so it costs the same however many updates the card has had.
+_SHOWN = (select(_OUTBOX.c.card_id, _OUTBOX.c.card_key, _OUTBOX.c.target, _OUTBOX.c.recipient,
+                 _OUTBOX.c.deliver_after, _LAST.c.card_update, _LAST.c.title, _LAST.c.text, _LAST.c.actions)
+          .select_from(_OUTBOX.outerjoin(_LAST, _LAST.c.id == select(_NEWEST.c.id).where(
+              _NEWEST.c.card_key == _OUTBOX.c.card_key, _NEWEST.c.card_id == _OUTBOX.c.card_id)
+              .order_by(_NEWEST.c.id.desc()).limit(1).scalar_subquery()))
+          .where(_OUTBOX.c.card_key.in_(bindparam("keys", expanding=True)), _OUTBOX.c.card_update.is_(False),
+                 _OUTBOX.c.status != OutboxStatus.DEAD)
+          .order_by(_OUTBOX.c.id))
 
 
 def shown(session: Session, keys: Sequence[str]) -> list[Shown]:
-    """Every card shown (or about to be) for these keys; a card that never could be is left out."""
-    rows = session.exec(select(Outbox.card_id, Outbox.card_key, Outbox.target, Outbox.recipient,
-                               Outbox.deliver_after)
-                        .where(Outbox.card_key.in_(keys), Outbox.card_update.is_(False),
-                               Outbox.status != OutboxStatus.DEAD)
-                        .order_by(Outbox.id))
-    return list({card_id: Shown(card_id, key, target, recipient, after)
-                 for card_id, key, target, recipient, after in rows}.values())
+    """Every card shown (or about to be) for these keys, with its newest row; a card that never could
+    be is left out. Reads the database only: the caller flushes what its session holds first."""
+    rows = session.execute(_SHOWN, {"keys": list(keys)})
+    return list({card_id: Shown(card_id, key, target, recipient, after,
+                                None if update is None else (update, title, text, actions))
+                 for card_id, key, target, recipient, after, update, title, text, actions in rows}.values())
 
 
-def update(session: Session, card: Shown, reply: Reply, now: datetime) -> bool:
-    """Queue `reply` as the card's new content, unless the card already shows (or will) exactly it."""
-    if card.card_id in session.info.get(NEW_CARDS, ()):
-        return False  # made in this very transaction: it already says what is current
-    # the columns compared, not the whole ORM row: this runs for every card after every command
-    last = session.execute(select(Outbox.card_update, Outbox.title, Outbox.text, Outbox.actions)
-                           .where(Outbox.card_key == card.key, Outbox.card_id == card.card_id)
-                           .order_by(Outbox.id.desc()).limit(1)).first()
-    actions = [[a.label, a.command] for a in reply.actions]
-    if last is not None and last.card_update and (last.title, last.text, last.actions) == (reply.title, reply.text,
-                                                                                              actions):
-        return False
-    session.add(Outbox(target=card.target, recipient=card.recipient, title=reply.title, text=reply.text,
-                       actions=actions, deliver_after=max(now, card.deliver_after), created_at=now,
-                       card_key=card.key, card_id=card.card_id, card_update=True))
-    return True
+def update(session: Session, changes: Sequence[tuple[Shown, Reply]], now: datetime) -> int:
+    """Queue each reply as its card's new content, unless the card already shows (or will) exactly
+    it; returns how many were queued. Each card's newest row is the one `shown` read with it."""
+    made = session.info.get(NEW_CARDS, ())
+    rows = []
+    for card, reply in changes:
+        if card.card_id in made:
+            continue  # made in this very transaction: it already says what is current
+        actions = [[a.label, a.command] for a in reply.actions]
+        if card.last is not None and card.last[0] and card.last[1:] == (reply.title, reply.text, actions):
+            continue
+        rows.append({"target": card.target, "recipient": card.recipient, "at_user_ids": [], "title": reply.title,
+                     "text": reply.text, "actions": actions, "deliver_after": max(now, card.deliver_after),
+                     "created_at": now, "card_key": card.key, "card_id": card.card_id, "card_update": True})
+    if rows:  # Core, in one statement: nothing reads these rows back as objects
+        session.execute(_OUTBOX.insert(), rows)
+    return len(rows)
