@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -56,8 +56,7 @@ def group(session: Session, key: str) -> ChatGroup | None:
 
 
 def task_by_code(session: Session, code: str, *, lock: bool = False) -> Task | None:
-    query = select(Task).where(Task.code == code.upper())
-    return session.exec(locked(query) if lock else query).first()
+    return session.exec(_BY_CODE_LOCKED if lock else _BY_CODE, params={"code": code.upper()}).first()
 
 
 def lock_task(session: Session, task_id: int) -> Task:
@@ -72,6 +71,11 @@ def locked(query: SelectOfScalar[Task]) -> SelectOfScalar[Task]:
     BEGIN IMMEDIATE (storage.db) already serialises its writers. populate_existing overwrites an
     object the session loaded before the lock, which would otherwise keep its stale values."""
     return query.with_for_update().execution_options(populate_existing=True)
+
+
+# every command that names a task starts here: the statements are built once
+_BY_CODE = select(Task).where(Task.code == bindparam("code"))
+_BY_CODE_LOCKED = locked(_BY_CODE)
 
 
 def task_conversation(session: Session, task: Task) -> str:
