@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, true
 from sqlmodel import Session, select
 
 from message_templates.reply import Action, Reply
@@ -86,25 +86,40 @@ class Shown:
 
 
 _OUTBOX = Outbox.__table__
-_LAST = _OUTBOX.alias("last")
-_NEWEST = _OUTBOX.alias("newest")
-# the cards shown for some keys, each with its newest row (what it shows or will), in one statement:
-# refresh runs this after every command. The newest row is found as the single-card query did, through
-# the card_key index backwards, so it costs the same however many updates the card has had.
-_SHOWN = (select(_OUTBOX.c.card_id, _OUTBOX.c.card_key, _OUTBOX.c.target, _OUTBOX.c.recipient,
-                 _OUTBOX.c.deliver_after, _LAST.c.card_update, _LAST.c.title, _LAST.c.text, _LAST.c.actions)
-          .select_from(_OUTBOX.outerjoin(_LAST, _LAST.c.id == select(_NEWEST.c.id).where(
-              _NEWEST.c.card_key == _OUTBOX.c.card_key, _NEWEST.c.card_id == _OUTBOX.c.card_id)
-              .order_by(_NEWEST.c.id.desc()).limit(1).scalar_subquery()))
-          .where(_OUTBOX.c.card_key.in_(bindparam("keys", expanding=True)), _OUTBOX.c.card_update.is_(False),
-                 _OUTBOX.c.status != OutboxStatus.DEAD)
-          .order_by(_OUTBOX.c.id))
+
+
+def _shown_statement(lateral: bool):
+    """The cards shown for some keys, each with its newest row (what it shows or will), in one
+    statement: refresh runs it after every command. The newest row is found per card through the
+    card_key index, as the single-card query did, however many updates the card has had: on
+    PostgreSQL through LATERAL (a join on a correlated subquery makes it hash the whole outbox),
+    on SQLite, which has no LATERAL, through that join (which it runs as a lookup per card)."""
+    newest = _OUTBOX.alias("newest")
+    of_card = (newest.c.card_key == _OUTBOX.c.card_key, newest.c.card_id == _OUTBOX.c.card_id)
+    if lateral:
+        last = (select(newest.c.card_update, newest.c.title, newest.c.text, newest.c.actions).where(*of_card)
+                .order_by(newest.c.id.desc()).limit(1).lateral("last"))
+        joined = _OUTBOX.outerjoin(last, true())
+    else:
+        last = _OUTBOX.alias("last")
+        joined = _OUTBOX.outerjoin(last, last.c.id == select(newest.c.id).where(*of_card)
+                                   .order_by(newest.c.id.desc()).limit(1).scalar_subquery())
+    return (select(_OUTBOX.c.card_id, _OUTBOX.c.card_key, _OUTBOX.c.target, _OUTBOX.c.recipient,
+                   _OUTBOX.c.deliver_after, last.c.card_update, last.c.title, last.c.text, last.c.actions)
+            .select_from(joined)
+            .where(_OUTBOX.c.card_key.in_(bindparam("keys", expanding=True)), _OUTBOX.c.card_update.is_(False),
+                   _OUTBOX.c.status != OutboxStatus.DEAD)
+            .order_by(_OUTBOX.c.id))
+
+
+_SHOWN = {"postgresql": _shown_statement(lateral=True), "sqlite": _shown_statement(lateral=False)}
 
 
 def shown(session: Session, keys: Sequence[str]) -> list[Shown]:
     """Every card shown (or about to be) for these keys, with its newest row; a card that never could
     be is left out. Reads the database only: the caller flushes what its session holds first."""
-    rows = session.execute(_SHOWN, {"keys": list(keys)})
+    statement = _SHOWN["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
+    rows = session.execute(statement, {"keys": list(keys)})
     return list({card_id: Shown(card_id, key, target, recipient, after,
                                 None if update is None else (update, title, text, actions))
                  for card_id, key, target, recipient, after, update, title, text, actions in rows}.values())
