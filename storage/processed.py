@@ -18,6 +18,8 @@ TABLE = ProcessedMessage.__table__
 _PROCESSED = select(TABLE.c.replies, TABLE.c.replied_at).where(TABLE.c.msg_id == bindparam("msg_id"))
 _RECORD = {dialect.dialect.name: dialect.insert(TABLE).on_conflict_do_nothing(index_elements=[TABLE.c.msg_id])
            .returning(TABLE.c.msg_id) for dialect in (postgresql, sqlite)}
+_MARK = (update(TABLE).where(TABLE.c.msg_id.in_(bindparam("msg_ids", expanding=True)), TABLE.c.replied_at.is_(None))
+         .values(replied_at=bindparam("replied")))
 
 
 @dataclass(frozen=True)
@@ -43,5 +45,4 @@ def record(session: Session, msg_id: str, at: datetime, replies: list[dict]) -> 
 
 def mark_replied(session: Session, msg_ids: list[str], at: datetime) -> None:
     """Their replies went out: a redelivery of them now answers nothing."""
-    session.execute(update(TABLE).where(TABLE.c.msg_id.in_(msg_ids), TABLE.c.replied_at.is_(None))
-                    .values(replied_at=at))
+    session.execute(_MARK, {"msg_ids": msg_ids, "replied": at})
