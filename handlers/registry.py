@@ -90,8 +90,8 @@ class Context:
 
     def audit(self, action: str, task_id: int | None = None, **detail: object) -> None:
         actor = self.sender.user_id if self.sender else self.incoming.sender_id
-        # Core, after what the session holds (events queued by the notices among it): the ids keep the order
-        self.session.flush()
+        # Core: nothing reads the event back as an object. The session flushes what it holds first
+        # (events the notices queued among it), so the ids keep the order the events happened in
         self.session.execute(_NEW_AUDIT, audit.values(at=self.now, actor=actor, action=action, task_id=task_id,
                                                       **detail))
 

@@ -35,8 +35,6 @@ from storage.models import (
 def refresh(session: Session, task: Task, now: datetime, notices: Iterable[Notice] | None = None) -> int:
     """Queue an update for every card about `task` whose content changed; returns how many.
     `notices`: all the task's notices as they stand, when the caller holds them (settle does)."""
-    # the reads below are Core, which does not autoflush: what this transaction changed goes in first
-    session.flush()
     if notices is None:
         notices = session.exec(select(Notice).where(Notice.task_id == task.id, Notice.kind.in_(COLOURS)))
     drafts = {n.code: n for n in notices if n.kind in COLOURS}

@@ -117,7 +117,7 @@ _SHOWN = {"postgresql": _shown_statement(lateral=True), "sqlite": _shown_stateme
 
 def shown(session: Session, keys: Sequence[str]) -> list[Shown]:
     """Every card shown (or about to be) for these keys, with its newest row; a card that never could
-    be is left out. Reads the database only: the caller flushes what its session holds first."""
+    be is left out."""
     statement = _SHOWN["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
     rows = session.execute(statement, {"keys": list(keys)})
     return list({card_id: Shown(card_id, key, target, recipient, after,
