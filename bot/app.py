@@ -96,7 +96,7 @@ class Bot:
             with transaction(self.engine) as session:
                 if incoming.msg_id and (processed := guard.processed(session, incoming.msg_id)):
                     return _unanswered(processed)
-                sender = q.member(session, incoming.sender_id)  # someone who left the roster is a stranger
+                sender = q.sender(session, incoming.sender_id)  # someone who left the roster is a stranger
                 if not may_use(cmd, sender):
                     raise UserError("stranger" if sender is None else "not_allowed", command=cmd.name,
                                     role=sender.role if sender else None)

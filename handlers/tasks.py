@@ -23,6 +23,7 @@ URGENT_WORDS = ("特急", "紧急", "加急")
 REPORT_DUTY = re.compile(r"每\s*(\d{1,2})\s*天(?:报送|报告|汇报)(?:一次)?(?:进展)?")
 MONTHLY_DUTY = "每月报送"  # 华容 措施九: 月初有计划、月中有进展、月底有成效
 MAX_TITLE = 200
+_NEW_PROGRESS = ProgressReport.__table__.insert()
 
 
 def require_open(task: Task) -> None:
@@ -204,8 +205,9 @@ def progress(ctx: Context, args: str) -> None:
     note, percent = take_percent(rest)
     if not note:
         raise UserError("progress_no_text", code=task.code)
-    ctx.session.add(ProgressReport(task_id=task.id, author_id=ctx.sender.user_id, at=ctx.now, text=note,
-                                   percent=percent))
+    # Core: the report is only read back by queries, never as this object
+    ctx.session.execute(_NEW_PROGRESS, {"task_id": task.id, "author_id": ctx.sender.user_id, "at": ctx.now,
+                                        "text": note, "percent": percent})
     if task.acknowledged_at is None:  # reporting progress is acknowledging
         task.acknowledged_at, task.status = ctx.now, TaskStatus.IN_PROGRESS
     task.last_progress_at = ctx.now

@@ -6,8 +6,11 @@ update per card."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from message_templates.render import render
@@ -31,40 +34,86 @@ from storage.models import (
 
 def refresh(session: Session, task: Task, now: datetime) -> int:
     """Queue an update for every card about `task` whose content changed; returns how many."""
-    drafts = {n.code: n for n in session.exec(select(Notice).where(Notice.task_id == task.id,
-                                                                    Notice.kind.in_(COLOURS)))}
+    notices = session.exec(select(Notice).where(Notice.task_id == task.id, Notice.kind.in_(COLOURS)))
+    drafts = {n.code: n for n in notices}
     keys = [f"t.{task.id}", f"r.{task.id}", f"x.{task.id}", *(f"n.{code}" for code in drafts)]
     shown = cards.shown(session, keys)
     if not shown:
         return 0
     facts = _facts(session, task, drafts.values())
-    updated = 0
+    contents: dict[tuple[str, str, bool], Reply] = {}  # cards alike (a unit's head and liaison) render once
+    changes = []
     for card in shown:
         kind, _, ref = card.key.partition(".")
         draft = drafts.get(ref)
         # 签发/暂缓 only for the draft's signer: a card left with a replaced signer loses them
-        reply = _content(kind, task, facts, draft if draft and draft.signer_id == card.recipient else None, now,
-                         drafts.get(ref))
-        updated += cards.update(session, card, reply, now)
-    return updated
+        signable = draft if draft and draft.signer_id == card.recipient else None
+        alike = (kind, ref, signable is not None)
+        if alike not in contents:
+            contents[alike] = _content(kind, task, facts, signable, now, draft)
+        changes.append((card, contents[alike]))
+    return cards.update(session, changes, now)
 
 
-def _facts(session: Session, task: Task, notices) -> dict[str, object]:
-    # LIMIT 1, not just first(): an ORM query loads every row it matches, and a task's reports pile up
+@dataclass(frozen=True)
+class _Progress:
+    author_id: str
+    at: datetime
+    text: str
+    percent: int | None
+
+
+@dataclass(frozen=True)
+class _Extension:
+    new_deadline: datetime
+    status: ExtensionStatus
+    decided_by: str | None
+
+
+@dataclass(frozen=True)
+class _Unit:
+    name: str
+
+
+_P, _E, _U = ProgressReport.__table__, ExtensionRequest.__table__, Unit.__table__
+_ASSIGNER, _AUTHOR, _DECIDER = (Person.__table__.alias(name) for name in ("assigner", "author", "decider"))
+_PEOPLE = Person.__table__
+
+
+def _newest(table):  # the task's newest row: LIMIT 1 down the id, however many the task has
+    return (select(table.c.id).where(table.c.task_id == bindparam("task")).order_by(table.c.id.desc()).limit(1)
+            .scalar_subquery())
+
+
+# what a card shows besides the task and its notices — its unit, newest progress report and extension
+# request, and the names they mention — in one statement: this runs after every command
+_FACTS = (select(_U.c.name, _P.c.author_id, _P.c.at, _P.c.text, _P.c.percent, _E.c.new_deadline,
+                 _E.c.status, _E.c.decided_by, _ASSIGNER.c.name, _AUTHOR.c.name, _DECIDER.c.name)
+          .select_from(_U.outerjoin(_P, _P.c.id == _newest(_P)).outerjoin(_E, _E.c.id == _newest(_E))
+                       .outerjoin(_ASSIGNER, _ASSIGNER.c.user_id == bindparam("assigner"))
+                       .outerjoin(_AUTHOR, _AUTHOR.c.user_id == _P.c.author_id)
+                       .outerjoin(_DECIDER, _DECIDER.c.user_id == _E.c.decided_by))
+          .where(_U.c.id == bindparam("unit")))
+_NAMES = select(_PEOPLE.c.user_id, _PEOPLE.c.name).where(_PEOPLE.c.user_id.in_(bindparam("ids", expanding=True)))
+
+
+def _facts(session: Session, task: Task, notices: Iterable[Notice]) -> dict[str, object]:
     notices = list(notices)
-    progress = session.exec(select(ProgressReport).where(ProgressReport.task_id == task.id)
-                            .order_by(ProgressReport.id.desc()).limit(1)).first()
-    extension = session.exec(select(ExtensionRequest).where(ExtensionRequest.task_id == task.id)
-                             .order_by(ExtensionRequest.id.desc()).limit(1)).first()
-    ids = {task.assigner_id, progress and progress.author_id, extension and extension.requester_id,
-           extension and extension.decided_by, *(n.signed_by for n in notices)} - {None}
+    row = session.execute(_FACTS, {"task": task.id, "unit": task.lead_unit_id, "assigner": task.assigner_id}).one()
+    unit, author, at, text, percent, new_deadline, status, decided_by, assigner_name, author_name, decider_name = row
+    names = {user_id: name for user_id, name in ((task.assigner_id, assigner_name), (author, author_name),
+                                                 (decided_by, decider_name)) if name is not None}
+    signers = {n.signed_by for n in notices} - {None} - names.keys()
+    if signers:  # a signed 督办单: who signed it
+        names.update((user_id, name) for user_id, name in session.execute(_NAMES, {"ids": list(signers)}))
     return {
         "task": task,
-        "unit": session.get(Unit, task.lead_unit_id),
+        "unit": _Unit(unit),
         "colour": highest_colour(n.kind for n in notices if n.status is NoticeStatus.ISSUED),
-        "progress": progress,
-        "extension": extension,
-        "names": {p.user_id: p.name for p in session.exec(select(Person).where(Person.user_id.in_(ids)))},
+        # a report's `at` and a request's `new_deadline` are never NULL: None says there is none yet
+        "progress": None if at is None else _Progress(author, at, text, percent),
+        "extension": None if new_deadline is None else _Extension(new_deadline, status, decided_by),
+        "names": names,
     }
 
 

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
@@ -38,6 +39,10 @@ from storage.models import (
 
 log = logging.getLogger(__name__)
 
+# every command that changes a task settles it: its statements are built once
+_NOTICES = select(Notice).where(Notice.task_id == bindparam("task")).order_by(Notice.id)
+_HARD_DUE = (select(HardReport.answer_due_at).where(HardReport.task_id == bindparam("task"), HardReport.answer.is_(None))
+             .order_by(HardReport.id))
 MAX_STEPS = 64  # a task can't have more due at once than this; guards against a policy bug looping
 BATCH = 500  # tasks settled in one transaction by reconcile
 
@@ -59,7 +64,7 @@ class Escalation:
 
     def settle(self, session: Session, task: Task, now: datetime) -> list[Notice]:
         """Bring one task up to date at `now` inside the caller's transaction; returns new notices."""
-        notices = list(session.exec(select(Notice).where(Notice.task_id == task.id).order_by(Notice.id)))
+        notices = list(session.exec(_NOTICES, params={"task": task.id}))
         return self._settle(notice_io.Rows(session), task, notices, task_state(task, session), now)
 
     def _settle(self, rows: notice_io.Rows, task: Task, notices: list[Notice], state: TaskState,
@@ -76,7 +81,8 @@ class Escalation:
             for notice_id in plan.void:
                 notice_io.void(rows, task, by_id[notice_id], now)
             if not plan.due:
-                task.next_check_at = plan.next_check_at
+                if task.next_check_at != plan.next_check_at:  # an unchanged task needs no flush before the cards
+                    task.next_check_at = plan.next_check_at
                 rows.session.add(task)
                 self.refresh_cards(rows.session, task, now)  # the cards shown about it will say what happened
                 return created
@@ -190,8 +196,7 @@ def task_state(task: Task, session: Session | None = None, *, progress: tuple[da
         if task.monthly_report:
             progress = tuple(session.exec(select(ProgressReport.at).where(ProgressReport.task_id == task.id)
                                           .order_by(ProgressReport.id)))
-        hard_due = session.exec(select(HardReport.answer_due_at).where(
-            HardReport.task_id == task.id, HardReport.answer.is_(None)).order_by(HardReport.id)).first()
+        hard_due = session.exec(_HARD_DUE, params={"task": task.id}).first()
     return TaskState(
         status=TaskStatus(task.status),
         assigned_at=task.assigned_at,

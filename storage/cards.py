@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import bindparam, true
 from sqlmodel import Session, select
 
 from message_templates.reply import Action, Reply
@@ -81,32 +82,63 @@ class Shown:
     target: str
     recipient: str
     deliver_after: datetime  # an update must not overtake the card's own creation
+    last: tuple | None = None  # (card_update, title, text, actions) of the card's newest row, when read
+
+
+_OUTBOX = Outbox.__table__
+
+
+def _shown_statement(lateral: bool):
+    """The cards shown for some keys, each with its newest row (what it shows or will), in one
+    statement: refresh runs it after every command. The newest row is found per card through the
+    card_key index, as the single-card query did, however many updates the card has had: on
+    PostgreSQL through LATERAL (a join on a correlated subquery makes it hash the whole outbox),
+    on SQLite, which has no LATERAL, through that join (which it runs as a lookup per card)."""
+    newest = _OUTBOX.alias("newest")
+    of_card = (newest.c.card_key == _OUTBOX.c.card_key, newest.c.card_id == _OUTBOX.c.card_id)
+    if lateral:
+        last = (select(newest.c.card_update, newest.c.title, newest.c.text, newest.c.actions).where(*of_card)
+                .order_by(newest.c.id.desc()).limit(1).lateral("last"))
+        joined = _OUTBOX.outerjoin(last, true())
+    else:
+        last = _OUTBOX.alias("last")
+        joined = _OUTBOX.outerjoin(last, last.c.id == select(newest.c.id).where(*of_card)
+                                   .order_by(newest.c.id.desc()).limit(1).scalar_subquery())
+    return (select(_OUTBOX.c.card_id, _OUTBOX.c.card_key, _OUTBOX.c.target, _OUTBOX.c.recipient,
+                   _OUTBOX.c.deliver_after, last.c.card_update, last.c.title, last.c.text, last.c.actions)
+            .select_from(joined)
+            .where(_OUTBOX.c.card_key.in_(bindparam("keys", expanding=True)), _OUTBOX.c.card_update.is_(False),
+                   _OUTBOX.c.status != OutboxStatus.DEAD)
+            .order_by(_OUTBOX.c.id))
+
+
+_SHOWN = {"postgresql": _shown_statement(lateral=True), "sqlite": _shown_statement(lateral=False)}
 
 
 def shown(session: Session, keys: Sequence[str]) -> list[Shown]:
-    """Every card shown (or about to be) for these keys; a card that never could be is left out."""
-    rows = session.exec(select(Outbox.card_id, Outbox.card_key, Outbox.target, Outbox.recipient,
-                               Outbox.deliver_after)
-                        .where(Outbox.card_key.in_(keys), Outbox.card_update.is_(False),
-                               Outbox.status != OutboxStatus.DEAD)
-                        .order_by(Outbox.id))
-    return list({card_id: Shown(card_id, key, target, recipient, after)
-                 for card_id, key, target, recipient, after in rows}.values())
+    """Every card shown (or about to be) for these keys, with its newest row; a card that never could
+    be is left out."""
+    statement = _SHOWN["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
+    rows = session.execute(statement, {"keys": list(keys)})
+    return list({card_id: Shown(card_id, key, target, recipient, after,
+                                None if update is None else (update, title, text, actions))
+                 for card_id, key, target, recipient, after, update, title, text, actions in rows}.values())
 
 
-def update(session: Session, card: Shown, reply: Reply, now: datetime) -> bool:
-    """Queue `reply` as the card's new content, unless the card already shows (or will) exactly it."""
-    if card.card_id in session.info.get(NEW_CARDS, ()):
-        return False  # made in this very transaction: it already says what is current
-    # the columns compared, not the whole ORM row: this runs for every card after every command
-    last = session.execute(select(Outbox.card_update, Outbox.title, Outbox.text, Outbox.actions)
-                           .where(Outbox.card_key == card.key, Outbox.card_id == card.card_id)
-                           .order_by(Outbox.id.desc()).limit(1)).first()
-    actions = [[a.label, a.command] for a in reply.actions]
-    if last is not None and last.card_update and (last.title, last.text, last.actions) == (reply.title, reply.text,
-                                                                                              actions):
-        return False
-    session.add(Outbox(target=card.target, recipient=card.recipient, title=reply.title, text=reply.text,
-                       actions=actions, deliver_after=max(now, card.deliver_after), created_at=now,
-                       card_key=card.key, card_id=card.card_id, card_update=True))
-    return True
+def update(session: Session, changes: Sequence[tuple[Shown, Reply]], now: datetime) -> int:
+    """Queue each reply as its card's new content, unless the card already shows (or will) exactly
+    it; returns how many were queued. Each card's newest row is the one `shown` read with it."""
+    made = session.info.get(NEW_CARDS, ())
+    rows = []
+    for card, reply in changes:
+        if card.card_id in made:
+            continue  # made in this very transaction: it already says what is current
+        actions = [[a.label, a.command] for a in reply.actions]
+        if card.last is not None and card.last[0] and card.last[1:] == (reply.title, reply.text, actions):
+            continue
+        rows.append({"target": card.target, "recipient": card.recipient, "at_user_ids": [], "title": reply.title,
+                     "text": reply.text, "actions": actions, "deliver_after": max(now, card.deliver_after),
+                     "created_at": now, "card_key": card.key, "card_id": card.card_id, "card_update": True})
+    if rows:  # Core, in one statement: nothing reads these rows back as objects
+        session.execute(_OUTBOX.insert(), rows)
+    return len(rows)

@@ -7,13 +7,19 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from storage.models import ProcessedMessage
 
 TABLE = ProcessedMessage.__table__
+# built once: constructing a statement costs more than running it on SQLite
+_PROCESSED = select(TABLE.c.replies, TABLE.c.replied_at).where(TABLE.c.msg_id == bindparam("msg_id"))
+_RECORD = {dialect.dialect.name: dialect.insert(TABLE).on_conflict_do_nothing(index_elements=[TABLE.c.msg_id])
+           .returning(TABLE.c.msg_id) for dialect in (postgresql, sqlite)}
+_MARK = (update(TABLE).where(TABLE.c.msg_id.in_(bindparam("msg_ids", expanding=True)), TABLE.c.replied_at.is_(None))
+         .values(replied_at=bindparam("replied")))
 
 
 @dataclass(frozen=True)
@@ -25,7 +31,7 @@ class Processed:
 
 def processed(session: Session, msg_id: str) -> Processed | None:
     """The message already acted on, with its stored replies; None if it never was."""
-    row = session.execute(select(TABLE.c.replies, TABLE.c.replied_at).where(TABLE.c.msg_id == msg_id)).first()
+    row = session.execute(_PROCESSED, {"msg_id": msg_id}).first()
     return None if row is None else Processed(msg_id, row.replies, row.replied_at)
 
 
@@ -33,13 +39,10 @@ def record(session: Session, msg_id: str, at: datetime, replies: list[dict]) -> 
     """Record `msg_id` as acted on, in the command's transaction. False if it already was: another
     instance committed the same message meanwhile (on PostgreSQL the INSERT waits for that
     instance's transaction, then finds its row), and this transaction must roll back."""
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = (dialect.insert(TABLE).values(msg_id=msg_id, at=at, replies=replies)
-                 .on_conflict_do_nothing(index_elements=[TABLE.c.msg_id]).returning(TABLE.c.msg_id))
-    return session.execute(statement).first() is not None
+    statement = _RECORD["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
+    return session.execute(statement, {"msg_id": msg_id, "at": at, "replies": replies}).first() is not None
 
 
 def mark_replied(session: Session, msg_ids: list[str], at: datetime) -> None:
     """Their replies went out: a redelivery of them now answers nothing."""
-    session.execute(update(TABLE).where(TABLE.c.msg_id.in_(msg_ids), TABLE.c.replied_at.is_(None))
-                    .values(replied_at=at))
+    session.execute(_MARK, {"msg_ids": msg_ids, "replied": at})

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete
 from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -34,6 +34,13 @@ def member(session: Session, user_id: str) -> Person | None:
     return found if found is not None and found.active else None
 
 
+def sender(session: Session, user_id: str) -> Person | None:
+    """`member` as a command's first read, when the session holds nothing yet (so session.get could
+    find nothing in it): one prebuilt SELECT instead of the one session.get builds on every call."""
+    found = session.exec(_PERSON, params={"user_id": user_id}).first()
+    return found if found is not None and found.active else None
+
+
 def first_with_role(session: Session, role: Role) -> Person | None:
     return session.exec(select(Person).where(Person.role == role, Person.active)
                         .order_by(Person.user_id)).first()
@@ -56,8 +63,7 @@ def group(session: Session, key: str) -> ChatGroup | None:
 
 
 def task_by_code(session: Session, code: str, *, lock: bool = False) -> Task | None:
-    query = select(Task).where(Task.code == code.upper())
-    return session.exec(locked(query) if lock else query).first()
+    return session.exec(_BY_CODE_LOCKED if lock else _BY_CODE, params={"code": code.upper()}).first()
 
 
 def lock_task(session: Session, task_id: int) -> Task:
@@ -72,6 +78,12 @@ def locked(query: SelectOfScalar[Task]) -> SelectOfScalar[Task]:
     BEGIN IMMEDIATE (storage.db) already serialises its writers. populate_existing overwrites an
     object the session loaded before the lock, which would otherwise keep its stale values."""
     return query.with_for_update().execution_options(populate_existing=True)
+
+
+# every command that names a task starts here: the statements are built once
+_PERSON = select(Person).where(Person.user_id == bindparam("user_id"))
+_BY_CODE = select(Task).where(Task.code == bindparam("code"))
+_BY_CODE_LOCKED = locked(_BY_CODE)
 
 
 def task_conversation(session: Session, task: Task) -> str:

@@ -242,3 +242,13 @@ def test_a_redelivered_ledger_export_is_sent_once(sim):
     assert sim.bot.handle_sync(message) == []
     with Session(sim.engine) as s:
         assert len([r for r in s.exec(select(Outbox)) if r.file_path]) == 1
+
+
+def test_the_trail_lists_a_command_after_what_settling_it_did(sim):
+    """撤销 voids the waiting draft, then is recorded itself: 查询 lists them in that order (one
+    moment: the events' ids order them)."""
+    code = assign(sim)
+    draft = sim.wait_for_draft(code, sim.clock.now() + timedelta(days=60))
+    sim.say(LEADER, f"撤销 {code} 已并入全县安全生产大检查")
+    trail = sim.say(LEADER, f"查询 {code}")[0].text
+    assert trail.index(f"{draft} 作废") < trail.index("撤销：已并入")
