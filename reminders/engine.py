@@ -81,8 +81,7 @@ class Escalation:
             for notice_id in plan.void:
                 notice_io.void(rows, task, by_id[notice_id], now)
             if not plan.due:
-                if task.next_check_at != plan.next_check_at:  # an unchanged task needs no flush before the cards
-                    task.next_check_at = plan.next_check_at
+                task.next_check_at = plan.next_check_at
                 rows.session.add(task)
                 self.refresh_cards(rows.session, task, now)  # the cards shown about it will say what happened
                 return created
