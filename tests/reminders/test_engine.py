@@ -49,6 +49,23 @@ def test_reconcile_twice_at_the_same_instant_issues_nothing_twice(sim_any):
     assert after_first["scores"] == after_first["issued_colours"] == TASKS  # the blues
 
 
+def test_nothing_due_on_postgresql_is_one_query_outside_a_transaction(sim_any):
+    """The waker asks often and the answer is nearly always no: on PostgreSQL that answer costs one
+    query, no BEGIN or COMMIT; what is due is still found."""
+    from sqlalchemy import event
+
+    assign_many(sim_any, 2)
+    engine, esc = sim_any.engine, sim_any.bot.escalation
+    esc.reconcile(engine, sim_any.clock.now())
+    statements = []  # (SQL, whether the driver sends it in autocommit: no BEGIN, no COMMIT)
+    event.listen(engine, "before_cursor_execute",
+                 lambda conn, _cursor, sql, *_: statements.append((sql, getattr(conn.connection.driver_connection, "autocommit", None))))
+    assert esc.reconcile(engine, sim_any.clock.now()) == 0
+    if sim_any.engine.dialect.name == "postgresql":
+        assert len(statements) == 1 and statements[0][1], statements
+    assert esc.reconcile(engine, sh(2026, 12, 8, 9)) == 2 * 4  # due: found and settled as before
+
+
 def test_two_sessions_reconciling_at_once_issue_each_notice_once(db_url):
     from bot.simulation import Simulation
 
