@@ -57,7 +57,7 @@ class Rows:
         self.session = session
 
     def unit(self, unit_id: int) -> Unit:
-        return self.session.get(Unit, unit_id)
+        return queries.unit(self.session, unit_id)
 
     def person(self, user_id: str) -> Person | None:
         return queries.person(self.session, user_id)

@@ -122,9 +122,11 @@ def create_schema(engine: Engine) -> None:
 
 
 @contextmanager
-def transaction(engine: Engine) -> Iterator[Session]:
-    """One unit of work: everything inside commits together, or nothing does."""
-    with Session(engine, expire_on_commit=False) as session:
+def transaction(bind: Engine | Connection) -> Iterator[Session]:
+    """One unit of work: everything inside commits together, or nothing does. On a connection
+    already in a transaction (commands sharing one commit, bot/app.py) it is a SAVEPOINT of it:
+    a failure rolls back this unit alone, and its rows become durable with the shared commit."""
+    with Session(bind, expire_on_commit=False, join_transaction_mode="create_savepoint") as session:
         try:
             yield session
             session.commit()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import bindparam, delete
+from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
 
@@ -25,19 +26,23 @@ from storage.models import (
 
 def person(session: Session, user_id: str) -> Person | None:
     """Anyone the bot has known, on the roster or not: for names in history, never for powers."""
-    return session.get(Person, user_id)
+    return _get(session, Person, _PERSON, user_id)
 
 
 def member(session: Session, user_id: str) -> Person | None:
     """The sender as the bot sees them: on the current roster, or nobody (a stranger)."""
-    found = session.get(Person, user_id)
+    found = _get(session, Person, _PERSON, user_id)
     return found if found is not None and found.active else None
+
+
+def unit(session: Session, unit_id: int) -> Unit | None:
+    return _get(session, Unit, _UNIT, unit_id)
 
 
 def sender(session: Session, user_id: str) -> Person | None:
     """`member` as a command's first read, when the session holds nothing yet (so session.get could
     find nothing in it): one prebuilt SELECT instead of the one session.get builds on every call."""
-    found = session.exec(_PERSON, params={"user_id": user_id}).first()
+    found = session.exec(_PERSON, params={"key": user_id}).first()
     return found if found is not None and found.active else None
 
 
@@ -81,9 +86,18 @@ def locked(query: SelectOfScalar[Task]) -> SelectOfScalar[Task]:
 
 
 # every command that names a task starts here: the statements are built once
-_PERSON = select(Person).where(Person.user_id == bindparam("user_id"))
+_PERSON = select(Person).where(Person.user_id == bindparam("key"))
+_UNIT = select(Unit).where(Unit.id == bindparam("key"))
 _BY_CODE = select(Task).where(Task.code == bindparam("code"))
 _BY_CODE_LOCKED = locked(_BY_CODE)
+
+
+def _get(session: Session, model: type, statement: SelectOfScalar, key: object) -> object | None:
+    """session.get(model, key), which builds a new SELECT each time the session does not hold the
+    row (settling a task reads its unit, a notice its unit head): here that SELECT is prebuilt."""
+    if identity_key(model, key) in session.identity_map:
+        return session.get(model, key)  # held: no SQL (and an expired row is refreshed)
+    return session.exec(statement, params={"key": key}).first()
 
 
 def task_conversation(session: Session, task: Task) -> str:

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from types import ModuleType
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import Insert, delete, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
@@ -16,6 +17,15 @@ from storage.cards import NEW_CARDS
 from storage.models import StaleCard
 
 TABLE = StaleCard.__table__
+
+
+def _upsert(dialect: ModuleType) -> Insert:
+    statement = dialect.insert(TABLE)
+    return statement.on_conflict_do_update(index_elements=[TABLE.c.task_id], set_={"fresh": statement.excluded.fresh})
+
+
+# built once: every command that changes a task writes its note (`excluded` alone made three columns a time)
+_UPSERT = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
 NOTED = "duban_stale_cards"  # session.info key: task id → the cards its latest change made
 
 
@@ -40,12 +50,9 @@ def _write(session: OrmSession) -> None:
     if not noted:
         return
     made = session.info.get(NEW_CARDS, ())
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(TABLE).values([
+    session.execute(_UPSERT[session.get_bind().dialect.name], [
         {"task_id": task_id, "since": now, "fresh": sorted(c for c in made if _about(c, task_id, code))}
         for task_id, (code, now) in sorted(noted.items())])
-    session.execute(statement.on_conflict_do_update(index_elements=[TABLE.c.task_id],
-                                                    set_={"fresh": statement.excluded.fresh}))
 
 
 def any_stale(session: Session) -> bool:
