@@ -380,7 +380,12 @@ async def _record_sent(state: _Round, ids: Sequence[int], receipt_key: str | Non
                                     state.clock() + LEASE)
         except Exception as exc:
             log.warning("outbox lease renewal for rows=%s failed: %s", list(state.rows), exc)
-        await asyncio.sleep(delay * state.rng.uniform(0.5, 1.0))
+        try:
+            await asyncio.sleep(delay * state.rng.uniform(0.5, 1.0))
+        except asyncio.CancelledError:  # shutting down with the database still away
+            log.error("outbox rows=%s were delivered but could not be recorded before stopping: once their "
+                      "lease runs out they go out again, counted as possible duplicates", ids)
+            raise
         delay = min(delay * 2, MARK_RETRY_CAP_SECONDS)
 
 

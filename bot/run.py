@@ -64,6 +64,9 @@ PROCESSED_KEPT = timedelta(days=30)  # how long a msgId is remembered against re
 UNDELIVERABLE_SHOWN = timedelta(days=7)  # /healthz lists people DingTalk refused this recently
 FLUSH_SECONDS = 15.0  # the last delivery round on shutdown; systemd's TimeoutStopSec must exceed it
 STOP_STREAM_SECONDS = 15.0
+# The sender's round under way on shutdown: a round retrying a mark against a database that is away
+# would otherwise hold the stop for ever (systemd's TimeoutStopSec must exceed this plus the flush)
+STOP_SENDER_SECONDS = 15.0
 
 
 class RunSettings(BaseSettings):
@@ -238,7 +241,10 @@ class Service:
         self.waker.shutdown()
         self._stop_sending.set()
         self._wake.set()
-        await self._tasks["sender"]
+        try:
+            await asyncio.wait_for(self._tasks["sender"], STOP_SENDER_SECONDS)
+        except TimeoutError:
+            log.error("duban stop: the outbox round did not finish in %.0f s; stopped it", STOP_SENDER_SECONDS)
         await self._tasks["receipts"]
         if "todos" in self._tasks:
             await self._tasks["todos"]

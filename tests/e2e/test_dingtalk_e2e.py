@@ -438,3 +438,31 @@ async def test_duban_run_serves_health_metrics_and_stops_cleanly(dingtalk: Emula
         await service.stop()
     assert [d.text for d in dingtalk.to("u_yingji", "user")] == ["关机前"]
     assert dingtalk.live_connections == 0
+
+
+async def test_duban_run_stops_while_the_database_refuses_to_record_a_delivery(
+        dingtalk: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    """A message went out, then the database went away before it was recorded: the round retries
+    the record (never the send) — until the stop, which no longer waits for it for ever."""
+    from sqlalchemy.exc import OperationalError
+
+    import bot.outbox
+    import bot.run
+
+    def away(*_args: object, **_kwargs: object) -> None:
+        raise OperationalError("UPDATE outbox", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(bot.run, "STOP_SENDER_SECONDS", 0.5)
+    monkeypatch.setattr(bot.outbox, "MARK_RETRY_FIRST_SECONDS", 0.05)
+    service = Service(Settings(database_url=f"sqlite:///{tmp_path}/run.db", roster_file=ROSTER),
+                      dingtalk_settings(dingtalk), RunSettings(http_port=0), FakeClock(START))
+    await service.start()
+    with transaction(service.engine) as session:
+        enqueue(session, Reply(title="通知", text="已送达未记录"), target="user", recipient="u_yingji",
+                deliver_after=START, now=START)
+    monkeypatch.setattr(bot.outbox, "mark_sent", away)
+    service._wake.set()
+    await dingtalk.wait_for(lambda: len(dingtalk.to("u_yingji", "user")) == 1)
+    await asyncio.wait_for(service.stop(), 30)
+    assert [d.text for d in dingtalk.to("u_yingji", "user")] == ["已送达未记录"]  # not sent again on the way out
+    assert "delivered but could not be recorded before stopping" in caplog.text
