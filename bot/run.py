@@ -64,6 +64,7 @@ PROCESSED_KEPT = timedelta(days=30)  # how long a msgId is remembered against re
 UNDELIVERABLE_SHOWN = timedelta(days=7)  # /healthz lists people DingTalk refused this recently
 FLUSH_SECONDS = 15.0  # the last delivery round on shutdown; systemd's TimeoutStopSec must exceed it
 STOP_STREAM_SECONDS = 15.0
+FIRST_ATTEMPT_SECONDS = 5.0  # how long the rest of the start waits for the stream's first attempt
 
 
 class RunSettings(BaseSettings):
@@ -194,6 +195,11 @@ class Service:
         self._tasks["stream"] = asyncio.create_task(self.stream.start())
         self._tasks["sender"] = asyncio.create_task(run_sender(
             self.engine, self.transport, self.clock, self.worker, self._stop_sending, pacer=self.pacer, wake=self._wake))
+        # The bot can serve a message now. What follows serves none: it loads APScheduler and the web
+        # server and runs queries, all on this one event loop (or against its GIL), so it waits for
+        # the stream's first attempt (bounded, when DingTalk is slow) instead of holding up its handshake.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stream.attempted.wait(), FIRST_ATTEMPT_SECONDS)
         self._tasks["receipts"] = asyncio.create_task(run_receipts(self.engine, self.client, self.clock,
                                                                   self._stop_sending))
         if self.dingtalk.todo:
@@ -238,10 +244,9 @@ class Service:
         self.waker.shutdown()
         self._stop_sending.set()
         self._wake.set()
-        await self._tasks["sender"]
-        await self._tasks["receipts"]
-        if "todos" in self._tasks:
-            await self._tasks["todos"]
+        for name in ("sender", "receipts", "todos"):  # those started (a start cut short started fewer)
+            if name in self._tasks:
+                await self._tasks[name]
         try:
             sent = await asyncio.wait_for(
                 deliver_due(self.engine, self.transport, self.clock.now(), self.worker), FLUSH_SECONDS)
