@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import delete, event, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
 from storage.cards import NEW_CARDS
+from storage.dialects import dialect_of
 from storage.models import StaleCard
 
 TABLE = StaleCard.__table__
@@ -40,8 +40,7 @@ def _write(session: OrmSession) -> None:
     if not noted:
         return
     made = session.info.get(NEW_CARDS, ())
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(TABLE).values([
+    statement = dialect_of(session.get_bind().dialect.name).insert(TABLE).values([
         {"task_id": task_id, "since": now, "fresh": sorted(c for c in made if _about(c, task_id, code))}
         for task_id, (code, now) in sorted(noted.items())])
     session.execute(statement.on_conflict_do_update(index_elements=[TABLE.c.task_id],
