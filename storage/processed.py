@@ -38,7 +38,8 @@ def record(session: Session, msg_id: str, at: datetime, replies: list[dict]) -> 
     """Record `msg_id` as acted on, in the command's transaction. False if it already was: another
     instance committed the same message meanwhile (on PostgreSQL the INSERT waits for that
     instance's transaction, then finds its row), and this transaction must roll back."""
-    return session.execute(_record(session.get_bind().dialect.name), {"msg_id": msg_id, "at": at, "replies": replies}).first() is not None
+    statement = _record(session.get_bind().dialect.name)
+    return session.execute(statement, {"msg_id": msg_id, "at": at, "replies": replies}).first() is not None
 
 
 @cache
