@@ -40,7 +40,8 @@ import time
 from datetime import datetime, timedelta
 from pathlib import Path
 
-sys.path.append(str(Path(__file__).resolve().parent.parent))  # the checkout: tests.emulator, run as a script
+CHECKOUT = Path(__file__).resolve().parent.parent
+sys.path.append(str(CHECKOUT))  # the checkout: tests.emulator, run as a script
 
 from common import fmt, load, machine_line, spread  # noqa: E402
 from reconcile import NOW, fill  # noqa: E402  (bench/reconcile.py: this folder is sys.path[0] as a script)
@@ -174,6 +175,9 @@ async def startup_seconds(folder: Path) -> tuple[tuple[float, float, float], flo
         "DUBAN_ROSTER_FILE": str(ROSTER), "DUBAN_REPORTS_DIR": str(folder), "DUBAN_HTTP_PORT": "0",
         "DUBAN_DINGTALK_CLIENT_ID": emulator.client_id, "DUBAN_DINGTALK_CLIENT_SECRET": emulator.client_secret,
         "DUBAN_DINGTALK_OPENAPI_ENDPOINT": emulator.url, "DUBAN_DINGTALK_OAPI_ENDPOINT": emulator.url,
+        # this checkout's code: the child runs in a temporary folder, where a relative PYTHONPATH (the
+        # usual `PYTHONPATH=.`) finds nothing and the editable install's checkout would be timed instead
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(CHECKOUT), os.environ.get("PYTHONPATH")])),
     }
     try:
         first = await start_once(emulator, env, folder)

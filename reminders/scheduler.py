@@ -11,14 +11,17 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from typing import TYPE_CHECKING
 
-from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from storage.models import Task
 from storage.tz import SHANGHAI
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 log = logging.getLogger(__name__)
 
@@ -34,17 +37,23 @@ class Waker:
         self.engine = engine
         self.tick = tick
         self.after_tick = after_tick  # e.g. deliver the outbox at once
-        self.scheduler = AsyncIOScheduler(timezone=SHANGHAI)
+        self.scheduler: AsyncIOScheduler | None = None  # made by start()
         self.safety_seconds = safety_seconds
 
     def start(self) -> None:
+        # APScheduler is loaded here, not with this module: `duban run` starts the waker once the
+        # stream is up, and loading it (~0.1 s) before then would delay the connection
+        from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+        self.scheduler = AsyncIOScheduler(timezone=SHANGHAI)
         self.scheduler.add_job(self.wake, "interval", seconds=self.safety_seconds, id="safety",
                                max_instances=1, coalesce=True)
         self.scheduler.start()
         self.plan_next()
 
     def shutdown(self) -> None:
-        self.scheduler.shutdown(wait=False)
+        if self.scheduler:
+            self.scheduler.shutdown(wait=False)
 
     def add_cron(self, job_id: str, func: Callable[[], object], **cron: object) -> None:
         self.scheduler.add_job(func, "cron", id=job_id, replace_existing=True, max_instances=1, coalesce=True,

@@ -6,18 +6,17 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
+from functools import cache
 
-from sqlalchemy import bindparam, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Insert, bindparam, select, update
 from sqlmodel import Session
 
+from storage.dialects import dialect_of
 from storage.models import ProcessedMessage
 
 TABLE = ProcessedMessage.__table__
 # built once: constructing a statement costs more than running it on SQLite
 _PROCESSED = select(TABLE.c.replies, TABLE.c.replied_at).where(TABLE.c.msg_id == bindparam("msg_id"))
-_RECORD = {dialect.dialect.name: dialect.insert(TABLE).on_conflict_do_nothing(index_elements=[TABLE.c.msg_id])
-           .returning(TABLE.c.msg_id) for dialect in (postgresql, sqlite)}
 _MARK = (update(TABLE).where(TABLE.c.msg_id.in_(bindparam("msg_ids", expanding=True)), TABLE.c.replied_at.is_(None))
          .values(replied_at=bindparam("replied")))
 
@@ -39,8 +38,15 @@ def record(session: Session, msg_id: str, at: datetime, replies: list[dict]) -> 
     """Record `msg_id` as acted on, in the command's transaction. False if it already was: another
     instance committed the same message meanwhile (on PostgreSQL the INSERT waits for that
     instance's transaction, then finds its row), and this transaction must roll back."""
-    statement = _RECORD["postgresql" if session.get_bind().dialect.name == "postgresql" else "sqlite"]
+    statement = _record(session.get_bind().dialect.name)
     return session.execute(statement, {"msg_id": msg_id, "at": at, "replies": replies}).first() is not None
+
+
+@cache
+def _record(dialect: str) -> Insert:
+    """Built once per dialect, on first use: only the database's own dialect module is loaded."""
+    return (dialect_of(dialect).insert(TABLE).on_conflict_do_nothing(index_elements=[TABLE.c.msg_id])
+            .returning(TABLE.c.msg_id))
 
 
 def mark_replied(session: Session, msg_ids: list[str], at: datetime) -> None:

@@ -6,26 +6,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from types import ModuleType
+from functools import cache
 
 from sqlalchemy import Insert, delete, event, select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
 
 from storage.cards import NEW_CARDS
+from storage.dialects import dialect_of
 from storage.models import StaleCard
 
 TABLE = StaleCard.__table__
 
 
-def _upsert(dialect: ModuleType) -> Insert:
-    statement = dialect.insert(TABLE)
+@cache
+def _upsert(dialect_name: str) -> Insert:
+    """Built once a database: every command that changes a task writes its note (building the
+    statement, `excluded` alone made three columns every time)."""
+    statement = dialect_of(dialect_name).insert(TABLE)
     return statement.on_conflict_do_update(index_elements=[TABLE.c.task_id], set_={"fresh": statement.excluded.fresh})
 
 
-# built once: every command that changes a task writes its note (`excluded` alone made three columns a time)
-_UPSERT = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
 NOTED = "duban_stale_cards"  # session.info key: task id → the cards its latest change made
 
 
@@ -50,7 +51,7 @@ def _write(session: OrmSession) -> None:
     if not noted:
         return
     made = session.info.get(NEW_CARDS, ())
-    session.execute(_UPSERT[session.get_bind().dialect.name], [
+    session.execute(_upsert(session.get_bind().dialect.name), [
         {"task_id": task_id, "since": now, "fresh": sorted(c for c in made if _about(c, task_id, code))}
         for task_id, (code, now) in sorted(noted.items())])
 

@@ -75,6 +75,7 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
         self.connections = 0  # how many times a websocket was established (for tests and metrics)
         self.failures = 0  # failed attempts since the last connection was established
         self.last_failure: str | None = None  # why the last attempt failed; None once connected
+        self.attempted = asyncio.Event()  # set once the first attempt has connected or failed
 
     async def start(self) -> None:
         """Connect, serve frames, reconnect; returns after stop() once in-flight frames are done.
@@ -90,6 +91,7 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
                         self.connections += 1
                         self.failures, self.last_failure = 0, None
                         log.info("stream connected connection=%s", self.connections)
+                        self.attempted.set()
                         await self._serve(ws)
                         await self._drain()  # before the socket closes, so their acks still go out
                 except Exception as exc:  # anything at all (not cancellation): log it and try again
@@ -108,6 +110,7 @@ class StreamClient(dingtalk_stream.DingTalkStreamClient):
     async def _pause_after(self, exc: Exception) -> None:
         self.failures += 1
         self.last_failure = _reason(exc)
+        self.attempted.set()
         low, high = self._backoff
         delay = min(low * 2 ** (self.failures - 1), high)
         delay *= self._rng.uniform(0.5, 1.0)  # jitter: instances that lost DingTalk together spread out

@@ -5,6 +5,7 @@ ends in one Chinese sentence naming what to set — never a traceback — and cr
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import shutil
@@ -114,6 +115,7 @@ def test_a_setting_with_a_wrong_value_is_named(elsewhere: Path) -> None:
 
 def test_run_without_credentials_says_what_to_set(elsewhere: Path) -> None:
     assert one_sentence(duban("run", env={"DUBAN_ROSTER_FILE": str(ROSTER)})) == CREDENTIALS_MISSING
+    assert gc.isenabled()  # `run` pauses the collector for the start: a start that fails turns it back on
 
 
 def test_every_settings_class_reads_the_same_env_file(elsewhere: Path) -> None:

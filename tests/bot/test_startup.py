@@ -8,10 +8,12 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
-# loaded later: Alembic when a database is not at head, aiohttp.web and the dashboard when the HTTP
-# server starts, prometheus_client at the first /metrics scrape, jinja2 at the first message rendered,
-# matplotlib and openpyxl with a chart or a ledger export
-LATER = ("alembic", "aiohttp.web", "bot.dashboard.app", "prometheus_client", "jinja2", "matplotlib", "openpyxl")
+# loaded later: Alembic when a database is not at head, APScheduler when the waker starts and
+# aiohttp.web and the dashboard when the HTTP server does (both once the stream has had its first
+# attempt), prometheus_client at the first /metrics scrape, jinja2 at the first message rendered,
+# matplotlib and openpyxl with a chart or a ledger export; PostgreSQL's dialect by its engine only
+LATER = ("alembic", "apscheduler", "aiohttp.web", "bot.dashboard.app", "prometheus_client", "jinja2", "matplotlib",
+         "openpyxl", "sqlalchemy.dialects.postgresql")
 
 
 def test_duban_run_loads_no_module_that_can_wait():

@@ -153,6 +153,55 @@ async def test_dingtalk_unreachable_at_start_then_up(dingtalk: Emulator, tmp_pat
     assert all("DingTalk unreachable" in line for line in failures)
 
 
+@pytest.mark.parametrize("accepted", [True, False], ids=["connected", "refused"])
+async def test_the_rest_of_the_start_follows_the_first_attempt_at_once(
+        dingtalk: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, accepted: bool) -> None:
+    """Connected or failed, the first attempt's end lets the scheduler and /healthz start: they do
+    not sit out FIRST_ATTEMPT_SECONDS."""
+    monkeypatch.setattr("bot.run.FIRST_ATTEMPT_SECONDS", 60.0)
+    if not accepted:
+        dingtalk.client_secret = "the-app-was-given-another-secret"
+    service = Service(Settings(database_url=f"sqlite:///{tmp_path}/run.db", roster_file=ROSTER),
+                      fast_settings(dingtalk, dingtalk.url, client_secret="test-secret"),
+                      RunSettings(http_port=0), FakeClock(START))
+    async with asyncio.timeout(20):
+        await service.start()
+    try:
+        assert service.stream.connections == (1 if accepted else 0)
+        assert (service.stream.failures > 0) is not accepted
+        assert (await health(service)).status_code == (200 if accepted else 503)
+    finally:
+        await service.stop()
+
+
+async def test_a_silent_dingtalk_holds_up_the_rest_of_the_start_only_so_long(
+        dingtalk: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The scheduler and /healthz wait for the stream's first attempt, but not for a DingTalk that
+    takes the connection and never answers: they come up after FIRST_ATTEMPT_SECONDS."""
+    monkeypatch.setattr("bot.run.FIRST_ATTEMPT_SECONDS", 0.2)
+    hang_up = asyncio.Event()
+
+    async def take_and_say_nothing(_reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await hang_up.wait()
+        writer.close()
+
+    silent = await asyncio.start_server(take_and_say_nothing, "127.0.0.1", 0)
+    url = f"http://127.0.0.1:{silent.sockets[0].getsockname()[1]}"
+    service = Service(Settings(database_url=f"sqlite:///{tmp_path}/run.db", roster_file=ROSTER),
+                      fast_settings(dingtalk, url, timeout_seconds=10.0), RunSettings(http_port=0), FakeClock(START))
+    try:
+        async with asyncio.timeout(3):  # well short of the 10 s the first attempt takes to time out
+            await service.start()
+        assert service.stream.failures == 0  # still waiting on connections/open
+        assert service.waker.scheduler and service.waker.scheduler.running
+        down = await health(service)
+        assert down.status_code == 503 and down.json()["stream_down_reason"] == "connecting"
+    finally:
+        hang_up.set()  # the attempt fails, and the stream can stop
+        await service.stop()
+        silent.close()
+
+
 LAZY_IMPORT_CHECK = """
 import asyncio, sys, tempfile
 from pathlib import Path
