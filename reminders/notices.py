@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Connection, text, update
 from sqlmodel import Session, func, select
 
 from message_templates.render import render
@@ -199,33 +199,44 @@ class BatchRows(Rows):
         """Write everything held, in creation order (so ids come out as one row at a time would give
         them); a duplicate notice fails here and the caller's transaction rolls back whole."""
         self.session.flush()
-        real: dict[int, int] = {}
-        table = Notice.__table__
-        insert = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-        while self._pending:  # a sign reminder for a draft of this batch waits for the draft's id
-            ready = [n for n in self._pending if not (n.ref_notice_id or 0) < 0]
-            self._pending = [n for n in self._pending if (n.ref_notice_id or 0) < 0]
-            if not ready:
-                raise RuntimeError("a new notice refers to a notice that is not in the batch")
-            values = [_notice_values(n) for n in ready]
-            for notice, row_values, (new_id,) in zip(ready, values, self.conn.execute(insert, values), strict=True):
-                real[notice.id] = new_id
-                notice.id = new_id
-                self._new[new_id] = notice
-                self._inserted[new_id] = row_values
+        if self._pending:
+            # ids reserved first, so the notices go in as one executemany (a pipeline on PostgreSQL)
+            # rather than one INSERT … RETURNING whose thousands of parameters psycopg parses in Python
+            real = dict(zip((n.id for n in self._pending), _reserve_notice_ids(self.conn, len(self._pending)),
+                            strict=True))
+            values = []
             for notice in self._pending:
+                notice.id = real[notice.id]
                 notice.ref_notice_id = real.get(notice.ref_notice_id, notice.ref_notice_id)
-        for rows in (self._scores, self._audits, self._outbox):
-            for row in rows:
-                if (row.get("notice_id") or 0) < 0:
-                    row["notice_id"] = real[row["notice_id"]]
-        for model, rows in ((ScoreEvent, self._scores), (AuditEvent, self._audits)):
+                self._new[notice.id] = notice
+                values.append({"id": notice.id, **_notice_values(notice)})
+            self.conn.execute(Notice.__table__.insert(), values)
+            for row in values:
+                self._inserted[row.pop("id")] = row
+            self._pending.clear()
+            for rows in (self._scores, self._audits, self._outbox):
+                for row in rows:
+                    if (row.get("notice_id") or 0) < 0:
+                        row["notice_id"] = real[row["notice_id"]]
+        for model, rows in ((ScoreEvent, self._scores), (AuditEvent, self._audits), (Outbox, self._outbox)):
             if rows:
                 self.conn.execute(model.__table__.insert(), rows)
             rows.clear()
-        if self._outbox:
-            self.conn.execute(Outbox.__table__.insert(), self._outbox)
-        self._outbox.clear()
+
+
+def _reserve_notice_ids(conn: Connection, count: int) -> list[int]:
+    """`count` new notice ids, ascending: those `count` inserts one at a time would be given. On
+    PostgreSQL drawn from the id sequence; on SQLite the next after the largest (a rowid table
+    without AUTOINCREMENT numbers new rows so), which stays so until commit: every transaction
+    holds SQLite's write lock from its start (storage/db.py, BEGIN IMMEDIATE)."""
+    if conn.dialect.name == "postgresql":
+        return sorted(conn.execute(_NEXT_NOTICE_IDS, {"count": count}).scalars())
+    start = conn.execute(_LAST_NOTICE_ID).scalar_one() + 1
+    return list(range(start, start + count))
+
+
+_NEXT_NOTICE_IDS = text("SELECT nextval(pg_get_serial_sequence('notice', 'id')) FROM generate_series(1, :count)")
+_LAST_NOTICE_ID = select(func.coalesce(func.max(Notice.id), 0))
 
 
 class NewNotice:

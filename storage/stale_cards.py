@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import delete, event, select
+from sqlalchemy import Insert, delete, event, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session as OrmSession
 from sqlmodel import Session
@@ -40,12 +40,20 @@ def _write(session: OrmSession) -> None:
     if not noted:
         return
     made = session.info.get(NEW_CARDS, ())
-    dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
-    statement = dialect.insert(TABLE).values([
+    # one statement executed for many rows: compiled once and cached (a VALUES list of hundreds of
+    # rows was compiled anew at every commit), and on PostgreSQL sent as one pipeline
+    session.execute(_UPSERT[session.get_bind().dialect.name], [
         {"task_id": task_id, "since": now, "fresh": sorted(c for c in made if _about(c, task_id, code))}
         for task_id, (code, now) in sorted(noted.items())])
-    session.execute(statement.on_conflict_do_update(index_elements=[TABLE.c.task_id],
-                                                    set_={"fresh": statement.excluded.fresh}))
+
+
+def _upsert(dialect) -> Insert:
+    statement = dialect.insert(TABLE)
+    return statement.on_conflict_do_update(index_elements=[TABLE.c.task_id],
+                                           set_={"fresh": statement.excluded.fresh})
+
+
+_UPSERT = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
 
 
 def any_stale(session: Session) -> bool:
