@@ -209,7 +209,7 @@ class BatchRows(Rows):
         """Write everything held, in creation order (so ids come out as one row at a time would give
         them); a duplicate notice fails here and the caller's transaction rolls back whole."""
         self.session.flush()
-        self._update(Task.__table__, [(task, read) for task, read in self._tasks])
+        self._update(Task.__table__, self._tasks)
         self._update(Notice.__table__, [(n, self._written[i]) for i, n in self._changed.items()])
         self._changed.clear()
         if self._pending:
@@ -233,7 +233,7 @@ class BatchRows(Rows):
                 self.conn.execute(model.__table__.insert(), rows)
             rows.clear()
 
-    def _update(self, table: Table, rows: list[tuple[PlainRow, dict[str, Any]]]) -> None:
+    def _update(self, table: Table, rows: Sequence[tuple[PlainRow, dict[str, Any]]]) -> None:
         """Write the columns of `rows` that differ from what was read (`read`, brought up to date):
         one executemany per set of changed columns."""
         changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}

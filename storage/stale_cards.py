@@ -42,7 +42,7 @@ def _write(session: OrmSession) -> None:
     made = session.info.get(NEW_CARDS, ())
     # one statement executed for many rows: compiled once and cached (a VALUES list of hundreds of
     # rows was compiled anew at every commit), and on PostgreSQL sent as one pipeline
-    session.execute(_UPSERT[session.get_bind().dialect.name], [
+    session.execute(_UPSERT[session.get_bind().dialect.name == "postgresql"], [
         {"task_id": task_id, "since": now, "fresh": sorted(c for c in made if _about(c, task_id, code))}
         for task_id, (code, now) in sorted(noted.items())])
 
@@ -53,7 +53,7 @@ def _upsert(dialect) -> Insert:
                                            set_={"fresh": statement.excluded.fresh})
 
 
-_UPSERT = {"postgresql": _upsert(postgresql), "sqlite": _upsert(sqlite)}
+_UPSERT = {True: _upsert(postgresql), False: _upsert(sqlite)}  # by "is it PostgreSQL"
 
 
 def any_stale(session: Session) -> bool:
