@@ -36,6 +36,7 @@ from storage.models import (
     Task,
     TaskStatus,
 )
+from storage.queries import among
 
 log = logging.getLogger(__name__)
 
@@ -140,20 +141,21 @@ class Escalation:
             if not tasks:
                 return 0, []
             ids = [t.id for t in tasks]
+            postgres = is_postgres(engine)
             notices: dict[int, list[notice_io.PlainNotice]] = {i: [] for i in ids}
-            for row in conn.execute(select(Notice.__table__).where(Notice.task_id.in_(ids)).order_by(Notice.id)
+            for row in conn.execute(select(Notice.__table__).where(among(Notice.task_id, ids, postgres)).order_by(Notice.id)
                                     ).mappings():
                 notices[row["task_id"]].append(notice_io.PlainNotice(**row))
             progress: dict[int, list[datetime]] = {}
             monthly = [t.id for t in tasks if t.monthly_report]
             if monthly:
                 for task_id, at in session.exec(select(ProgressReport.task_id, ProgressReport.at)
-                                                .where(ProgressReport.task_id.in_(monthly))
+                                                .where(among(ProgressReport.task_id, monthly, postgres))
                                                 .order_by(ProgressReport.id)):
                     progress.setdefault(task_id, []).append(at)
             hard: dict[int, datetime] = {}
             for task_id, due in session.exec(select(HardReport.task_id, HardReport.answer_due_at)
-                                             .where(HardReport.task_id.in_(ids), HardReport.answer.is_(None))
+                                             .where(among(HardReport.task_id, ids, postgres), HardReport.answer.is_(None))
                                              .order_by(HardReport.id)):
                 hard.setdefault(task_id, due)
             rows = notice_io.BatchRows(session, tasks, [n for of_task in notices.values() for n in of_task])
