@@ -90,6 +90,9 @@ def _env() -> Environment:
         lstrip_blocks=True,
         keep_trailing_newline=False,
         autoescape=False,  # markdown, not HTML: escaping is the explicit `u` filter
+        # the templates ship with the code and change only with a new release: without this every
+        # render stat()s its template and each one it imports (a tenth of a notice's rendering)
+        auto_reload=False,
     )
     env.filters["u"] = user_text
     env.filters["d"] = md_date

@@ -36,6 +36,7 @@ from storage.models import (
     Task,
     TaskStatus,
 )
+from storage.queries import among
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,7 @@ class Escalation:
                 notice_io.void(rows, task, by_id[notice_id], now)
             if not plan.due:
                 task.next_check_at = plan.next_check_at
-                rows.session.add(task)
+                rows.task_changed(task)
                 self.refresh_cards(rows.session, task, now)  # the cards shown about it will say what happened
                 return created
             # one at a time: what falls due next may depend on what was just issued
@@ -100,7 +101,7 @@ class Escalation:
             if notice.status in (NoticeStatus.DRAFT, NoticeStatus.HELD):
                 notice_io.void(rows, task, notice, now)
         task.next_check_at = None
-        rows.session.add(task)
+        rows.task_changed(task)
         self.refresh_cards(rows.session, task, now)
 
     def reconcile(self, engine: Engine, now: datetime, batch: int = BATCH,
@@ -140,30 +141,34 @@ class Escalation:
             query = select(Task).where(Task.next_check_at <= now).order_by(Task.next_check_at, Task.id).limit(limit)
             if is_postgres(engine):  # another instance's batch is skipped, not waited for
                 query = query.with_for_update(skip_locked=True)
-            tasks = list(session.exec(query))
+            conn = session.connection()  # the batch's tasks and notices as plain rows (BatchRows)
+            tasks = [notice_io.PlainTask(**row) for row in conn.execute(query).mappings()]
             if not tasks:
                 return 0, []
             ids = [t.id for t in tasks]
-            notices: dict[int, list[Notice]] = {i: [] for i in ids}
-            for notice in session.exec(select(Notice).where(Notice.task_id.in_(ids)).order_by(Notice.id)):
-                notices[notice.task_id].append(notice)
+            postgres = is_postgres(engine)
+            notices: dict[int, list[notice_io.PlainNotice]] = {i: [] for i in ids}
+            for row in conn.execute(select(Notice.__table__).where(among(Notice.task_id, ids, postgres)).order_by(Notice.id)
+                                    ).mappings():
+                notices[row["task_id"]].append(notice_io.PlainNotice(**row))
             progress: dict[int, list[datetime]] = {}
             monthly = [t.id for t in tasks if t.monthly_report]
             if monthly:
                 for task_id, at in session.exec(select(ProgressReport.task_id, ProgressReport.at)
-                                                .where(ProgressReport.task_id.in_(monthly))
+                                                .where(among(ProgressReport.task_id, monthly, postgres))
                                                 .order_by(ProgressReport.id)):
                     progress.setdefault(task_id, []).append(at)
             hard: dict[int, datetime] = {}
             for task_id, due in session.exec(select(HardReport.task_id, HardReport.answer_due_at)
-                                             .where(HardReport.task_id.in_(ids), HardReport.answer.is_(None))
+                                             .where(among(HardReport.task_id, ids, postgres), HardReport.answer.is_(None))
                                              .order_by(HardReport.id)):
                 hard.setdefault(task_id, due)
-            rows = notice_io.BatchRows(session, ids)
+            rows = notice_io.BatchRows(session, tasks, [n for of_task in notices.values() for n in of_task])
             created: list[Notice] = []
             for task in tasks:
                 state = task_state(task, progress=tuple(progress.get(task.id, ())), hard_due=hard.get(task.id))
-                created += self._settle(rows, task, notices[task.id], state, now)
+                # a plain row read as its model (BatchRows)
+                created += self._settle(rows, task, notices[task.id], state, now)  # type: ignore[arg-type]
             rows.flush()
         return len(tasks), created
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import Connection, Table, bindparam, text, update
 from sqlmodel import Session, func, select
 
 from message_templates.render import render
@@ -84,6 +84,9 @@ class Rows:
     def changed(self, notice: Notice) -> None:
         self.session.add(notice)
 
+    def task_changed(self, task: Task) -> None:
+        self.session.add(task)
+
     def score(self, values: dict[str, Any]) -> None:
         self.session.add(ScoreEvent(**values))
 
@@ -106,21 +109,30 @@ class Rows:
 
 class BatchRows(Rows):
     """The same reads and writes for many tasks in one transaction, each table written by one
-    bulk INSERT in `flush`. A new notice gets a stand-in id (negative) until then, which the rows
-    that refer to it (score, outbox, a sign reminder's draft) carry and `flush` replaces."""
+    bulk statement in `flush`. The batch's tasks and notices are plain rows (PlainTask, PlainNotice:
+    loading and tracking thousands of ORM objects cost more than settling them); what changed in
+    them is found at `flush` against their columns as read, and written then. A new notice gets a
+    stand-in id (negative) until then, which the rows that refer to it (score, outbox, a sign
+    reminder's draft) carry and `flush` replaces."""
 
-    def __init__(self, session: Session, task_ids: Sequence[int] = ()) -> None:
+    def __init__(self, session: Session, tasks: Sequence[PlainTask] = (), notices: Sequence[PlainNotice] = ()) -> None:
         super().__init__(session)
         self.conn = session.connection()
+        task_ids = [t.id for t in tasks]
+        self._tasks = [(task, task.values()) for task in tasks]  # with their columns as read
+        # every notice of the batch's tasks by id (new ones by their stand-in id too), and the columns
+        # of those written as the database holds them, to spot later changes
+        self._known: dict[int, PlainNotice] = {n.id: n for n in notices}
+        self._written: dict[int, dict[str, Any]] = {n.id: n.values() for n in notices}
+        self._changed: dict[int, PlainNotice] = {}  # written notices changed since, by id
+        self._stand_ins = 0
         # the cards already waiting for the batch's tasks, read once: `outbox` then asks nothing per row
         self._fetched = set(task_ids)
         self._roles: dict[tuple[str, Role], Any] = {}
         # the roster, read once (and held: the session's identity map holds objects weakly)
         self._units: dict[int, Unit] = {u.id: u for u in session.exec(select(Unit))}
         self._people: dict[str, Person | None] = {p.user_id: p for p in session.exec(select(Person))}
-        self._pending: list[Notice] = []  # new notices not yet written, in creation order
-        self._inserted: dict[int, dict[str, Any]] = {}  # new notices as written, to spot later changes
-        self._new: dict[int, Notice] = {}  # every new notice by its id, stand-in or real
+        self._pending: list[PlainNotice] = []  # new notices not yet written, in creation order
         self._scores: list[dict[str, Any]] = []
         self._audits: list[dict[str, Any]] = []
         self._outbox: list[dict[str, Any]] = []
@@ -154,27 +166,25 @@ class BatchRows(Rows):
         return self._roles[key]
 
     def notice(self, notice_id: int) -> Notice | None:
-        return self._new.get(notice_id) or super().notice(notice_id)
+        return self._known.get(notice_id) or super().notice(notice_id)  # type: ignore[return-value]
 
     def new_notice(self, **values: Any) -> Notice:
-        return NewNotice(**values)  # type: ignore[return-value]  # a Notice's columns, read the same way
+        return PlainNotice(**values)  # type: ignore[return-value]  # a Notice's columns, read the same way
 
     def insert_notice(self, notice: Notice) -> None:
-        notice.id = -1 - len(self._new)
-        self._new[notice.id] = notice
-        self._pending.append(notice)
+        self._stand_ins += 1
+        notice.id = -self._stand_ins
+        self._known[notice.id] = notice  # type: ignore[assignment]
+        self._pending.append(notice)  # type: ignore[arg-type]
 
     def changed(self, notice: Notice) -> None:
-        if notice.id < 0:
-            return  # not written yet: `flush` writes what it holds then
-        if isinstance(notice, Notice):  # loaded by the batch: the ORM writes it at commit
+        if isinstance(notice, Notice):  # one outside the batch's tasks, read through the session
             self.session.add(notice)
-            return
-        values = _notice_values(notice)
-        diff = {k: v for k, v in values.items() if v != self._inserted[notice.id].get(k)}
-        if diff:
-            self.conn.execute(update(Notice.__table__).where(Notice.__table__.c.id == notice.id).values(**diff))
-            self._inserted[notice.id] = values
+        elif notice.id > 0:  # not a stand-in: `flush` writes a new notice with what it holds then
+            self._changed[notice.id] = notice  # type: ignore[assignment]
+
+    def task_changed(self, task: Task) -> None:
+        pass  # `flush` compares every task of the batch with its columns as read
 
     def score(self, values: dict[str, Any]) -> None:
         self._scores.append(values)
@@ -199,50 +209,85 @@ class BatchRows(Rows):
         """Write everything held, in creation order (so ids come out as one row at a time would give
         them); a duplicate notice fails here and the caller's transaction rolls back whole."""
         self.session.flush()
-        real: dict[int, int] = {}
-        table = Notice.__table__
-        insert = table.insert().returning(table.c.id, sort_by_parameter_order=True)
-        while self._pending:  # a sign reminder for a draft of this batch waits for the draft's id
-            ready = [n for n in self._pending if not (n.ref_notice_id or 0) < 0]
-            self._pending = [n for n in self._pending if (n.ref_notice_id or 0) < 0]
-            if not ready:
-                raise RuntimeError("a new notice refers to a notice that is not in the batch")
-            values = [_notice_values(n) for n in ready]
-            for notice, row_values, (new_id,) in zip(ready, values, self.conn.execute(insert, values), strict=True):
-                real[notice.id] = new_id
-                notice.id = new_id
-                self._new[new_id] = notice
-                self._inserted[new_id] = row_values
+        self._update(Task.__table__, self._tasks)
+        self._update(Notice.__table__, [(n, self._written[i]) for i, n in self._changed.items()])
+        self._changed.clear()
+        if self._pending:
+            # ids reserved first, so the notices go in as one executemany (a pipeline on PostgreSQL)
+            # rather than one INSERT … RETURNING whose thousands of parameters psycopg parses in Python
+            real = dict(zip((n.id for n in self._pending), _reserve_notice_ids(self.conn, len(self._pending)),
+                            strict=True))
             for notice in self._pending:
+                notice.id = real[notice.id]
                 notice.ref_notice_id = real.get(notice.ref_notice_id, notice.ref_notice_id)
-        for rows in (self._scores, self._audits, self._outbox):
-            for row in rows:
-                if (row.get("notice_id") or 0) < 0:
-                    row["notice_id"] = real[row["notice_id"]]
-        for model, rows in ((ScoreEvent, self._scores), (AuditEvent, self._audits)):
+                self._known[notice.id] = notice
+                self._written[notice.id] = notice.values()
+            self.conn.execute(Notice.__table__.insert(), [{"id": n.id, **self._written[n.id]} for n in self._pending])
+            self._pending.clear()
+            for rows in (self._scores, self._audits, self._outbox):
+                for row in rows:
+                    if (row.get("notice_id") or 0) < 0:
+                        row["notice_id"] = real[row["notice_id"]]
+        for model, rows in ((ScoreEvent, self._scores), (AuditEvent, self._audits), (Outbox, self._outbox)):
             if rows:
                 self.conn.execute(model.__table__.insert(), rows)
             rows.clear()
-        if self._outbox:
-            self.conn.execute(Outbox.__table__.insert(), self._outbox)
-        self._outbox.clear()
+
+    def _update(self, table: Table, rows: Sequence[tuple[PlainRow, dict[str, Any]]]) -> None:
+        """Write the columns of `rows` that differ from what was read (`read`, brought up to date):
+        one executemany per set of changed columns."""
+        changes: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row, read in rows:
+            diff = {k: v for k, v in row.values().items() if v != read[k]}
+            if diff:
+                read.update(diff)
+                changes.setdefault(tuple(sorted(diff)), []).append({"row_id": row.id, **diff})
+        for params in changes.values():  # SET the columns the parameters name
+            self.conn.execute(update(table).where(table.c.id == bindparam("row_id")), params)
 
 
-class NewNotice:
-    """A notice the batch made: a Notice's columns as plain attributes, without the ORM's
-    per-attribute bookkeeping (constructing a Notice costs a tenth of a millisecond)."""
+def _reserve_notice_ids(conn: Connection, count: int) -> list[int]:
+    """`count` new notice ids, ascending: those `count` inserts one at a time would be given. On
+    PostgreSQL drawn from the id sequence; on SQLite the next after the largest (a rowid table
+    without AUTOINCREMENT numbers new rows so), which stays so until commit: every transaction
+    holds SQLite's write lock from its start (storage/db.py, BEGIN IMMEDIATE)."""
+    if conn.dialect.name == "postgresql":
+        return sorted(conn.execute(_NEXT_NOTICE_IDS, {"count": count}).scalars())
+    start = conn.execute(_LAST_NOTICE_ID).scalar_one() + 1
+    return list(range(start, start + count))
 
-    __slots__ = tuple(c.name for c in Notice.__table__.columns)
-    _DEFAULTS: dict[str, Any] = {"id": None, "ref_notice_id": None, "issued_at": None, "signer_id": None,
-                                 "signed_by": None, "hold_reason": ""}
+
+_NEXT_NOTICE_IDS = text("SELECT nextval(pg_get_serial_sequence('notice', 'id')) FROM generate_series(1, :count)")
+_LAST_NOTICE_ID = select(func.coalesce(func.max(Notice.id), 0))
+
+
+class PlainRow:
+    """A row's columns as plain attributes, without the ORM's per-attribute bookkeeping (loading or
+    constructing an ORM object costs about a tenth of a millisecond): read the same way."""
+
+    __slots__: tuple[str, ...] = ()
+    COLUMNS: tuple[str, ...] = ()
+    DEFAULTS: dict[str, Any] = {}
 
     def __init__(self, **values: Any) -> None:
         for name in self.__slots__:
-            setattr(self, name, values[name] if name in values else self._DEFAULTS[name])
+            setattr(self, name, values[name] if name in values else self.DEFAULTS[name])
+
+    def values(self) -> dict[str, Any]:
+        """Its columns but the id, as an INSERT or a comparison takes them."""
+        return {name: getattr(self, name) for name in self.COLUMNS}
 
 
-def _notice_values(notice: Notice) -> dict[str, Any]:
-    return {c.name: getattr(notice, c.name) for c in Notice.__table__.columns if c.name != "id"}
+class PlainNotice(PlainRow):
+    __slots__ = tuple(c.name for c in Notice.__table__.columns)
+    COLUMNS = tuple(name for name in __slots__ if name != "id")
+    DEFAULTS = {"id": None, "ref_notice_id": None, "issued_at": None, "signer_id": None, "signed_by": None,
+                "hold_reason": ""}
+
+
+class PlainTask(PlainRow):
+    __slots__ = tuple(c.name for c in Task.__table__.columns)
+    COLUMNS = tuple(name for name in __slots__ if name != "id")
 
 
 def as_rows(where: Session | Rows) -> Rows:

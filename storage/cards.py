@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 
 from message_templates.reply import Action, Reply
 from storage.models import Outbox, OutboxStatus
+from storage.queries import among
 
 NEW_CARDS = "duban_new_cards"  # session.info key: the cards this transaction made
 KINDS = {"签收": "t", "进展": "t", "延期": "t", "办结": "t", "销号": "r", "退回": "r",
@@ -68,9 +69,10 @@ def place(session: Session, row: dict[str, Any], placed: dict[tuple, str] | None
 def waiting_cards(session: Session, task_ids: Sequence[int]) -> dict[tuple, str]:
     """The cards of rows still waiting for these tasks, by (key, chat, moment) as `place` looks them
     up — the first row's card of each — in one query, for a batch that places many rows."""
+    postgres = session.get_bind().dialect.name == "postgresql"
     rows = session.exec(select(Outbox.card_key, Outbox.target, Outbox.recipient, Outbox.deliver_after,
                                Outbox.card_id).where(
-        Outbox.task_id.in_(task_ids), Outbox.card_key.is_not(None), Outbox.status == OutboxStatus.PENDING,
+        among(Outbox.task_id, task_ids, postgres), Outbox.card_key.is_not(None), Outbox.status == OutboxStatus.PENDING,
         Outbox.card_update.is_(False), Outbox.card_id.is_not(None)).order_by(Outbox.id.desc()))
     return {(key, target, recipient, after): card_id for key, target, recipient, after, card_id in rows}
 

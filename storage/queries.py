@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete
+from sqlalchemy import ARRAY, ColumnElement, Integer, any_, bindparam, delete
 from sqlalchemy.orm.util import identity_key
 from sqlmodel import Session, select
 from sqlmodel.sql.expression import SelectOfScalar
@@ -22,6 +23,15 @@ from storage.models import (
     Unit,
     highest_colour,
 )
+
+
+def among(column: ColumnElement[int], ids: Sequence[int], postgres: bool) -> ColumnElement[bool]:
+    """`column IN ids`; on PostgreSQL `column = ANY(ids)`, the ids one array parameter: psycopg
+    converts a statement's placeholders in Python, anew for every long statement, and an IN list of
+    a batch's 500 ids took milliseconds to send for a query that finds nothing."""
+    if postgres:
+        return column == any_(bindparam(None, list(ids), type_=ARRAY(Integer)))
+    return column.in_(ids)
 
 
 def person(session: Session, user_id: str) -> Person | None:

@@ -14,7 +14,7 @@ from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
 from reminders.rules import Rules
 from storage.db import make_engine
-from storage.models import COLOURS, Notice, NoticeStatus, Outbox, ScoreEvent, Task, Unit
+from storage.models import COLOURS, Notice, NoticeStatus, Outbox, ScoreEvent, Task, TaskStatus, Unit
 from storage.tz import shanghai as sh
 
 TASKS = 12
@@ -213,5 +213,45 @@ def test_the_batch_path_writes_what_the_one_task_path_writes(tmp_path, cards):
             NoticeKind.HARD_REMINDER}.issubset(kinds_seen), kinds_seen
     assert shared, "no two rows folded into one card"  # placed alike, folding included
     assert (updates > 0) is cards, updates  # cards kept current only when they are shown
+    for sim in sims:
+        sim.engine.dispose()
+
+
+@pytest.mark.parametrize("cards", [False, True], ids=["cards-off", "cards-on"])
+def test_the_batch_path_writes_the_changes_to_notices_it_read(tmp_path, cards):
+    """The batch holds the notices it reads as plain rows and writes what changed in them itself: a
+    waiting draft it voids — its task closed without being settled, or its unit gone from the
+    roster — is written as the one-task path writes it, audit event included."""
+    from datetime import timedelta
+
+    from sqlalchemy import update
+
+    from bot.simulation import Simulation
+    from storage.db import transaction
+    from tests.helpers import START
+
+    rules = Rules(auto_issue=False)  # yellows wait as drafts for their signer
+    sims = [Simulation(f"sqlite:///{tmp_path / name}.db", START,
+                       settings=Settings(database_url=f"sqlite:///{tmp_path / name}.db", rules=rules,
+                                         dingtalk_cards=cards))
+            for name in ("batch", "each")]
+    for sim in sims:
+        assign_many(sim, 4)
+        sim.run_until(START + timedelta(days=20))
+        now = sim.clock.now()
+        with transaction(sim.engine) as s:
+            drafted = sorted(s.exec(select(Notice.task_id).where(Notice.status == NoticeStatus.DRAFT)))
+            assert len(drafted) == 4, drafted  # every task's yellow waits for its signer
+            closed, gone = drafted[0], drafted[1]
+            s.exec(update(Task).where(Task.id == closed).values(status=TaskStatus.CLOSED, next_check_at=now))
+            unit = s.exec(select(Task.lead_unit_id).where(Task.id == gone)).one()
+            s.exec(update(Unit).where(Unit.id == unit).values(active=False))
+            s.exec(update(Task).where(Task.lead_unit_id == unit).values(next_check_at=now))
+    assert sims[0].bot.escalation.reconcile(sims[0].engine, now) == 0
+    assert sims[1].bot.escalation.reconcile_each(sims[1].engine, now) == 0
+    with Session(sims[0].engine) as s:
+        void = s.exec(select(Notice.task_id).where(Notice.status == NoticeStatus.VOID)).all()
+    assert closed in void and gone in void, void
+    assert comparable(sims[0].engine) == comparable(sims[1].engine)
     for sim in sims:
         sim.engine.dispose()
