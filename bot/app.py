@@ -34,7 +34,6 @@ from message_templates.reply import Action, Reply
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
 from storage import processed as guard
-from storage import queries as q
 from storage.db import transaction
 
 log = logging.getLogger(__name__)
@@ -167,9 +166,10 @@ class Bot:
             return [render("error_too_long", limit=MAX_MESSAGE, now=now)]
         try:
             with transaction(bind) as session:
-                if incoming.msg_id and (processed := guard.processed(session, incoming.msg_id)):
+                # someone who left the roster is a stranger
+                processed, sender = guard.processed_and_sender(session, incoming.msg_id, incoming.sender_id)
+                if processed:
                     return _unanswered(processed)
-                sender = q.sender(session, incoming.sender_id)  # someone who left the roster is a stranger
                 if not may_use(cmd, sender):
                     raise UserError("stranger" if sender is None else "not_allowed", command=cmd.name,
                                     role=sender.role if sender else None)
