@@ -45,7 +45,7 @@ GROUP = 32
 # PostgreSQL: commands run side by side, each in its own transaction, on threads of their own (the
 # default executor is shared with every asyncio.to_thread). The bot's CPU (one core, the GIL) is what
 # limits a burst, not the round trips: 1 to 6 threads measured alike within the noise of a shared
-# 2-core machine (bench.inbound), 1 a little slower; 4 keeps some overlap without a GIL convoy.
+# 2-core machine (bench.inbound); 4 overlaps a few round trips without a crowd waiting on the GIL.
 PG_COMMAND_THREADS = 4
 
 
