@@ -17,7 +17,7 @@ from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from bot.clock import Clock
@@ -34,7 +34,6 @@ from message_templates.reply import Action, Reply
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
 from storage import processed as guard
-from storage import queries as q
 from storage.db import transaction
 
 log = logging.getLogger(__name__)
@@ -43,6 +42,11 @@ MAX_MESSAGE = 2000  # characters; DingTalk allows more, but no real command is l
 # Commands that arrived while the database was busy share one commit, at most this many (SQLite):
 # the commit's fsync, not the command, was a third of a command's time in a burst
 GROUP = 32
+# PostgreSQL: commands run side by side, each in its own transaction, on threads of their own (the
+# default executor is shared with every asyncio.to_thread). The bot's CPU (one core, the GIL) is what
+# limits a burst, not the round trips: 1 to 6 threads measured alike within the noise of a shared
+# 2-core machine (bench.inbound); 4 overlaps a few round trips without a crowd waiting on the GIL.
+PG_COMMAND_THREADS = 4
 
 
 class GroupLost(Exception):
@@ -66,6 +70,8 @@ class Bot:
         # SQLite takes one writer at a time: commands queue here, in order, instead of many threads
         # polling for the write lock (its busy handler sleeps, and a burst spent most time asleep)
         self._db = ThreadPoolExecutor(1, thread_name_prefix="duban-db") if engine.dialect.name == "sqlite" else None
+        self._commands = (ThreadPoolExecutor(PG_COMMAND_THREADS, thread_name_prefix="duban-command")
+                          if self._db is None else None)
         self._lock = threading.Lock()
         self._marks: list[str] | None = None  # msgIds waiting for the next mark_replied commit
         self._marking: asyncio.Future[None] | None = None
@@ -80,7 +86,7 @@ class Bot:
         # database work is synchronous: keep it off the event loop that the stream client runs on
         loop = asyncio.get_running_loop()
         if self._db is None:  # PostgreSQL: commands run side by side, each its own transaction
-            return await loop.run_in_executor(None, self.handle_sync, incoming)
+            return await loop.run_in_executor(self._commands, self.handle_sync, incoming)
         replied = loop.create_future()
         with self._lock:
             self._waiting.append((incoming, replied))
@@ -117,8 +123,25 @@ class Bot:
         return [_outcome(self.handle_sync, incoming) for incoming in group]
 
     def handle_sync(self, incoming: Incoming, bind: Engine | Connection | None = None) -> list[Reply]:
-        """One command, one unit of work: its own transaction, or a SAVEPOINT of `bind`'s."""
-        bind = bind if bind is not None else self.engine
+        """One command, one unit of work: its own transaction, or a SAVEPOINT of `bind`'s.
+
+        A command in its own transaction whose pooled connection turned out dead (the server
+        restarted, or ended that backend) runs once more, on a new connection: this is what spares
+        it the error, instead of a ping before every transaction (storage/db.py). Running it again
+        is safe: its transaction died uncommitted — or, if only the COMMIT's answer was lost, its
+        msgId is found and its stored replies are the answer."""
+        if bind is not None:
+            return self._handle(incoming, bind)
+        try:
+            return self._handle(incoming, self.engine, reconnect=True)
+        except DBAPIError as exc:
+            if not exc.connection_invalidated:
+                raise
+            log.warning("msg %s: its database connection was gone (%s): running it again on a new one",
+                        incoming.msg_id, type(exc.orig).__name__)
+            return self._handle(incoming, self.engine)
+
+    def _handle(self, incoming: Incoming, bind: Engine | Connection, reconnect: bool = False) -> list[Reply]:
         incoming = clean_incoming(incoming)
         now = self.clock.now()
         text = " ".join(incoming.text.split())
@@ -143,9 +166,10 @@ class Bot:
             return [render("error_too_long", limit=MAX_MESSAGE, now=now)]
         try:
             with transaction(bind) as session:
-                if incoming.msg_id and (processed := guard.processed(session, incoming.msg_id)):
+                # someone who left the roster is a stranger
+                processed, sender = guard.processed_and_sender(session, incoming.msg_id, incoming.sender_id)
+                if processed:
                     return _unanswered(processed)
-                sender = q.sender(session, incoming.sender_id)  # someone who left the roster is a stranger
                 if not may_use(cmd, sender):
                     raise UserError("stranger" if sender is None else "not_allowed", command=cmd.name,
                                     role=sender.role if sender else None)
@@ -175,7 +199,9 @@ class Bot:
                 return []
             log.exception("command %r from %s hit a constraint", word, incoming.sender_id)
             return [render("error_internal", now=now)]
-        except Exception:
+        except Exception as exc:
+            if reconnect and isinstance(exc, DBAPIError) and exc.connection_invalidated:
+                raise  # handle_sync runs it again on a new connection
             log.exception("command %r from %s failed", word, incoming.sender_id)
             return [render("error_internal", now=now)]
 

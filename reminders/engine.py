@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, literal
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session, select
@@ -41,9 +41,14 @@ from storage.queries import among
 log = logging.getLogger(__name__)
 
 # every command that changes a task settles it: its statements are built once
-_NOTICES = select(Notice).where(Notice.task_id == bindparam("task")).order_by(Notice.id)
 _HARD_DUE = (select(HardReport.answer_due_at).where(HardReport.task_id == bindparam("task"), HardReport.answer.is_(None))
-             .order_by(HardReport.id))
+             .order_by(HardReport.id).limit(1))
+# the task's notices (id order) and its open 难以执行's answer due time in one round trip; the one-row
+# subquery keeps a row when the task has no notice
+_NOTICES = (select(Notice, _HARD_DUE.scalar_subquery().label("hard_due"))
+            .select_from(select(literal(1).label("n")).subquery("one"))
+            .outerjoin(Notice, Notice.task_id == bindparam("task")).order_by(Notice.id))
+_PROGRESS = select(ProgressReport.at).where(ProgressReport.task_id == bindparam("task")).order_by(ProgressReport.id)
 # Is anything due? On PostgreSQL asked outside a transaction: the usual answer, no, then costs one
 # round trip (and the pool's ping) instead of four, BEGIN and COMMIT included
 _ANY_DUE = select(Task.id).where(Task.next_check_at <= bindparam("now")).limit(1)
@@ -68,8 +73,12 @@ class Escalation:
 
     def settle(self, session: Session, task: Task, now: datetime) -> list[Notice]:
         """Bring one task up to date at `now` inside the caller's transaction; returns new notices."""
-        notices = list(session.exec(_NOTICES, params={"task": task.id}))
-        return self._settle(notice_io.Rows(session), task, notices, task_state(task, session), now)
+        rows = session.execute(_NOTICES, {"task": task.id}).all()
+        notices = [row.Notice for row in rows if row.Notice is not None]
+        # 每月报送 tasks are checked against every report
+        progress = tuple(session.exec(_PROGRESS, params={"task": task.id})) if task.monthly_report else ()
+        state = task_state(task, progress=progress, hard_due=rows[0].hard_due)
+        return self._settle(notice_io.Rows(session), task, notices, state, now)
 
     def _settle(self, rows: notice_io.Rows, task: Task, notices: list[Notice], state: TaskState,
                 now: datetime) -> list[Notice]:
@@ -202,15 +211,9 @@ def anything_due(engine: Engine, now: datetime) -> bool:
         return conn.execute(_ANY_DUE, {"now": now}).first() is not None
 
 
-def task_state(task: Task, session: Session | None = None, *, progress: tuple[datetime, ...] = (),
-               hard_due: datetime | None = None) -> TaskState:
-    """What the policy needs of a task; with a session, also the duties' records (每月报送, 难以执行),
-    which the batch path reads for all its tasks at once and passes in."""
-    if session is not None:
-        if task.monthly_report:
-            progress = tuple(session.exec(select(ProgressReport.at).where(ProgressReport.task_id == task.id)
-                                          .order_by(ProgressReport.id)))
-        hard_due = session.exec(_HARD_DUE, params={"task": task.id}).first()
+def task_state(task: Task, *, progress: tuple[datetime, ...] = (), hard_due: datetime | None = None) -> TaskState:
+    """What the policy needs of a task, with the duties' records (每月报送's report times, 难以执行's
+    answer due time) read by the caller: settle for its task, the batch path for all its tasks."""
     return TaskState(
         status=TaskStatus(task.status),
         assigned_at=task.assigned_at,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from functools import cache
@@ -11,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import Column, MetaData, PrimaryKeyConstraint, String, Table, event, inspect, text
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlmodel import Session, SQLModel, create_engine
 
 from storage import dashboard, models  # noqa: F401  (registers the tables)
@@ -23,7 +25,7 @@ def make_engine(url: str) -> Engine:
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True)
+        return _ping_when_idle(create_engine(url))
 
     engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
@@ -42,6 +44,34 @@ def make_engine(url: str) -> Engine:
         # Take the write lock up front: a deferred transaction that reads then writes can fail
         # at once with SQLITE_BUSY when another writer got in between, instead of waiting.
         conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    return engine
+
+
+# A pooled connection back in use within this many seconds is not pinged first: in a burst of
+# commands that ping was one round trip in thirteen, and a command whose connection died meanwhile
+# runs again on a new one (bot/app.py). One idle longer (a restart is noticed after a quiet spell)
+# is pinged, as pool_pre_ping did for every checkout.
+PING_AFTER_IDLE = 1.0
+_IDLE_SINCE = "duban_idle_since"  # the DBAPI connection's info: when it went back to the pool
+
+
+def _ping_when_idle(engine: Engine) -> Engine:
+    """pool_pre_ping for connections that sat in the pool: a dead one is replaced before use."""
+
+    @event.listens_for(engine, "checkin")
+    def _checked_in(_dbapi_conn, record) -> None:
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _checked_out(dbapi_conn, record, _proxy) -> None:
+        since = record.info.pop(_IDLE_SINCE, None)  # None: a new connection, alive
+        if since is None or time.monotonic() - since < PING_AFTER_IDLE:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as exc:
+            raise DisconnectionError from exc  # the pool drops it and checks out another
 
     return engine
 

@@ -8,17 +8,26 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Insert, bindparam, select, update
+from sqlalchemy import Insert, bindparam, literal, select, update
 from sqlmodel import Session
 
 from storage.dialects import dialect_of
-from storage.models import ProcessedMessage
+from storage.models import Person, ProcessedMessage, Unit
 
 TABLE = ProcessedMessage.__table__
 # built once: constructing a statement costs more than running it on SQLite
 _PROCESSED = select(TABLE.c.replies, TABLE.c.replied_at).where(TABLE.c.msg_id == bindparam("msg_id"))
 _MARK = (update(TABLE).where(TABLE.c.msg_id.in_(bindparam("msg_ids", expanding=True)), TABLE.c.replied_at.is_(None))
          .values(replied_at=bindparam("replied")))
+# a command's first read in one round trip: its msgId's row, its sender and the sender's unit (a
+# 进展 is most often about the sender's unit's task: settling it then finds the unit loaded). The
+# one-row subquery keeps a row when neither the msgId nor the sender is found.
+_FIRST = (select(TABLE.c.msg_id, TABLE.c.replies, TABLE.c.replied_at, Person, Unit)
+          .select_from(select(literal(1).label("n")).subquery("one"))
+          .outerjoin(TABLE, TABLE.c.msg_id == bindparam("msg_id"))
+          .outerjoin(Person, Person.user_id == bindparam("user_id"))
+          .outerjoin(Unit, Unit.id == Person.unit_id))
+_SENDER_UNIT = "duban_sender_unit"  # session.info key
 
 
 @dataclass(frozen=True)
@@ -32,6 +41,16 @@ def processed(session: Session, msg_id: str) -> Processed | None:
     """The message already acted on, with its stored replies; None if it never was."""
     row = session.execute(_PROCESSED, {"msg_id": msg_id}).first()
     return None if row is None else Processed(msg_id, row.replies, row.replied_at)
+
+
+def processed_and_sender(session: Session, msg_id: str, user_id: str) -> tuple[Processed | None, Person | None]:
+    """`processed(msg_id)` (None for no msgId) and the sender on the current roster (None: a stranger,
+    as storage.queries.member), read together when the session holds nothing yet."""
+    row = session.execute(_FIRST, {"msg_id": msg_id, "user_id": user_id}).one()
+    session.info[_SENDER_UNIT] = row.Unit  # the identity map holds rows weakly: this one for the session
+    done = Processed(msg_id, row.replies, row.replied_at) if msg_id and row.msg_id is not None else None
+    sender = row.Person if row.Person is not None and row.Person.active else None
+    return done, sender
 
 
 def record(session: Session, msg_id: str, at: datetime, replies: list[dict]) -> bool:

@@ -49,13 +49,6 @@ def unit(session: Session, unit_id: int) -> Unit | None:
     return _get(session, Unit, _UNIT, unit_id)
 
 
-def sender(session: Session, user_id: str) -> Person | None:
-    """`member` as a command's first read, when the session holds nothing yet (so session.get could
-    find nothing in it): one prebuilt SELECT instead of the one session.get builds on every call."""
-    found = session.exec(_PERSON, params={"key": user_id}).first()
-    return found if found is not None and found.active else None
-
-
 def first_with_role(session: Session, role: Role) -> Person | None:
     return session.exec(select(Person).where(Person.role == role, Person.active)
                         .order_by(Person.user_id)).first()
