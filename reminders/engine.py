@@ -50,8 +50,9 @@ _NOTICES = (select(Notice, _HARD_DUE.scalar_subquery().label("hard_due"))
             .outerjoin(Notice, Notice.task_id == bindparam("task")).order_by(Notice.id))
 _PROGRESS = select(ProgressReport.at).where(ProgressReport.task_id == bindparam("task")).order_by(ProgressReport.id)
 # Is anything due? On PostgreSQL asked outside a transaction: the usual answer, no, then costs one
-# round trip (and the pool's ping) instead of four, BEGIN and COMMIT included
-_ANY_DUE = select(Task.id).where(Task.next_check_at <= bindparam("now")).limit(1)
+# round trip instead of three, BEGIN and COMMIT included. Ordered, so that the planner walks the
+# next_check_at index: unordered, with fresh statistics missing, it scanned 100,000 rows (15 ms)
+_ANY_DUE = select(Task.id).where(Task.next_check_at <= bindparam("now")).order_by(Task.next_check_at).limit(1)
 MAX_STEPS = 64  # a task can't have more due at once than this; guards against a policy bug looping
 BATCH = 500  # tasks settled in one transaction by reconcile
 
