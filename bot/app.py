@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlmodel import Session
 
 from bot.clock import Clock
+from bot.command_processes import CommandProcesses
 from bot.roster import RosterChange, apply_roster, load_roster
 from bot.settings import Settings
 from handlers import conversation
@@ -34,7 +35,7 @@ from message_templates.reply import Action, Reply
 from reminders.calendar import WorkCalendar
 from reminders.engine import Escalation
 from storage import processed as guard
-from storage.db import transaction
+from storage.db import make_engine, transaction
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,11 @@ MAX_MESSAGE = 2000  # characters; DingTalk allows more, but no real command is l
 # Commands that arrived while the database was busy share one commit, at most this many (SQLite):
 # the commit's fsync, not the command, was a third of a command's time in a burst
 GROUP = 32
-# PostgreSQL: commands run side by side, each in its own transaction, on threads of their own (the
-# default executor is shared with every asyncio.to_thread). The bot's CPU (one core, the GIL) is what
-# limits a burst, not the round trips: 1 to 6 threads measured alike within the noise of a shared
-# 2-core machine (bench.inbound); 4 overlaps a few round trips without a crowd waiting on the GIL.
+# PostgreSQL with command_processes = 0: commands run side by side, each in its own transaction, on
+# threads of their own (the default executor is shared with every asyncio.to_thread). The process's
+# CPU (one core, the GIL) is what limits a burst, not the round trips: 1 to 6 threads measured alike
+# within the noise of a shared 2-core machine (bench.inbound). By default they run in worker
+# processes instead (bot/command_processes.py).
 PG_COMMAND_THREADS = 4
 
 
@@ -72,6 +74,8 @@ class Bot:
         self._db = ThreadPoolExecutor(1, thread_name_prefix="duban-db") if engine.dialect.name == "sqlite" else None
         self._commands = (ThreadPoolExecutor(PG_COMMAND_THREADS, thread_name_prefix="duban-command")
                           if self._db is None else None)
+        self.processes = (CommandProcesses(settings.command_processes, _start_worker, (settings,))
+                          if self._db is None and settings.command_processes > 0 else None)
         self._lock = threading.Lock()
         self._marks: list[str] | None = None  # msgIds waiting for the next mark_replied commit
         self._marking: asyncio.Future[None] | None = None
@@ -84,8 +88,10 @@ class Bot:
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         # database work is synchronous: keep it off the event loop that the stream client runs on
+        if self.processes is not None:  # PostgreSQL: in worker processes, each its own transaction
+            return await self.processes.run(f"msg {incoming.msg_id}", _handle_in_worker, incoming, self.clock.now())
         loop = asyncio.get_running_loop()
-        if self._db is None:  # PostgreSQL: commands run side by side, each its own transaction
+        if self._db is None:  # PostgreSQL on threads: side by side, each its own transaction
             return await loop.run_in_executor(self._commands, self.handle_sync, incoming)
         replied = loop.create_future()
         with self._lock:
@@ -122,28 +128,31 @@ class Bot:
                             type(exc).__name__)
         return [_outcome(self.handle_sync, incoming) for incoming in group]
 
-    def handle_sync(self, incoming: Incoming, bind: Engine | Connection | None = None) -> list[Reply]:
+    def handle_sync(self, incoming: Incoming, bind: Engine | Connection | None = None, *,
+                    now: datetime | None = None) -> list[Reply]:
         """One command, one unit of work: its own transaction, or a SAVEPOINT of `bind`'s.
 
         A command in its own transaction whose pooled connection turned out dead (the server
         restarted, or ended that backend) runs once more, on a new connection: this is what spares
         it the error, instead of a ping before every transaction (storage/db.py). Running it again
         is safe: its transaction died uncommitted — or, if only the COMMIT's answer was lost, its
-        msgId is found and its stored replies are the answer."""
+        msgId is found and its stored replies are the answer. `now`: the time a command worker was
+        handed (bot/command_processes.py); by default the bot's clock."""
+        now = now or self.clock.now()
         if bind is not None:
-            return self._handle(incoming, bind)
+            return self._handle(incoming, bind, now)
         try:
-            return self._handle(incoming, self.engine, reconnect=True)
+            return self._handle(incoming, self.engine, now, reconnect=True)
         except DBAPIError as exc:
             if not exc.connection_invalidated:
                 raise
             log.warning("msg %s: its database connection was gone (%s): running it again on a new one",
                         incoming.msg_id, type(exc.orig).__name__)
-            return self._handle(incoming, self.engine)
+            return self._handle(incoming, self.engine, now)
 
-    def _handle(self, incoming: Incoming, bind: Engine | Connection, reconnect: bool = False) -> list[Reply]:
+    def _handle(self, incoming: Incoming, bind: Engine | Connection, now: datetime,
+                reconnect: bool = False) -> list[Reply]:
         incoming = clean_incoming(incoming)
-        now = self.clock.now()
         text = " ".join(incoming.text.split())
         cmd, word, args = split_command(text)
         question = None
@@ -228,6 +237,11 @@ class Bot:
         with transaction(self.engine) as session:
             guard.mark_replied(session, ids, self.clock.now())
 
+    def close(self) -> None:
+        """Stop the command workers, once the commands under way are done."""
+        if self.processes is not None:
+            self.processes.close()
+
     def _already_processed(self, msg_id: str, bind: Engine | Connection) -> bool:
         with transaction(bind) as session:
             return guard.processed(session, msg_id) is not None
@@ -235,6 +249,23 @@ class Bot:
     def tick(self) -> int:
         """Settle every task due now. Returns how many notices were created."""
         return self.escalation.reconcile(self.engine, self.clock.now())
+
+
+_worker_bot: Bot | None = None  # in a command worker process: its own Bot (bot/command_processes.py)
+
+
+def _start_worker(settings: Settings) -> None:
+    global _worker_bot
+    from bot.clock import SystemClock
+
+    # commands only, each bringing its own `now`: this Bot is never asked the time
+    _worker_bot = Bot(make_engine(settings.database_url), settings.model_copy(update={"command_processes": 0}),
+                      SystemClock(), WorkCalendar.from_file(settings.calendar_overrides))
+
+
+def _handle_in_worker(incoming: Incoming, now: datetime) -> list[Reply]:
+    assert _worker_bot is not None, "not a command worker"
+    return _worker_bot.handle_sync(incoming, now=now)
 
 
 def _outcome(handle, incoming: Incoming, *bind: Connection) -> list[Reply] | BaseException:

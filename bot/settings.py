@@ -27,3 +27,6 @@ class Settings(BaseSettings):
     rules: Rules = Field(default_factory=Rules)
     # interactive cards, kept current in place (DUBAN_DINGTALK_CARDS, as DingTalkSettings.cards reads it)
     dingtalk_cards: bool = True
+    # PostgreSQL: commands run in this many worker processes (bot/command_processes.py), so a burst is
+    # not held to the one core a process's threads share; 0 runs them on threads of the bot's process
+    command_processes: int = Field(default=2, ge=0)

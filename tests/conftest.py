@@ -96,6 +96,7 @@ def sim_any(db_url: str) -> Iterator[Simulation]:
     """The same, on SQLite and on PostgreSQL."""
     simulation = Simulation(db_url, shanghai(2026, 11, 23, 9, 30))
     yield simulation
+    simulation.bot.close()  # PostgreSQL: the command workers, if a test started them
     simulation.engine.dispose()
 
 

@@ -13,10 +13,12 @@ from sqlalchemy import event
 from sqlmodel import Session, select
 
 from bot import app
+from bot.settings import Settings
+from bot.simulation import Simulation
 from handlers import tasks
 from handlers.incoming import Incoming
 from storage.models import AuditEvent, ProcessedMessage, ProgressReport
-from tests.helpers import HEAD, assign
+from tests.helpers import HEAD, START, assign
 
 REPORTS = 12
 
@@ -134,12 +136,16 @@ def test_a_group_whose_transaction_sqlite_rolled_back_runs_again_each_alone(sim,
 
 
 @pytest.mark.parametrize("db_url", ["postgresql"], indirect=True)
-def test_postgresql_runs_commands_side_by_side_each_its_own_commit(sim_any) -> None:
-    code = assign(sim_any)
-    seen = commits(sim_any.engine)
+def test_postgresql_on_threads_runs_commands_side_by_side_each_its_own_commit(db_url: str) -> None:
+    """command_processes = 0; in worker processes each is its own commit too
+    (tests/bot/test_command_processes.py)."""
+    sim = Simulation(db_url, START, settings=Settings(database_url=db_url, command_processes=0))
+    code = assign(sim)
+    seen = commits(sim.engine)
 
     async def together() -> None:
-        await asyncio.gather(*(sim_any.bot.handle(progress(code, n)) for n in range(4)))
+        await asyncio.gather(*(sim.bot.handle(progress(code, n)) for n in range(4)))
 
     asyncio.run(together())
-    assert len(seen) == 4 and len(reports(sim_any.engine)) == 4
+    sim.engine.dispose()
+    assert len(seen) == 4 and len(reports(sim.engine)) == 4

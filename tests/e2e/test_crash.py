@@ -278,7 +278,9 @@ class Harness:
         self.life = len(self.emulator.deliveries)
         self.lives += 1
         config = replace(self.config, log_file=self.log_dir / f"life-{self.lives:02d}.log")
-        self.process = self.fork_server.Process(target=self.target, args=(config,), daemon=True)
+        # not daemonic: on PostgreSQL `duban run` starts its command workers as children, which a
+        # daemonic process may not have; close() kills it whatever happened
+        self.process = self.fork_server.Process(target=self.target, args=(config,), daemon=False)
         self.process.start()
 
     @property
