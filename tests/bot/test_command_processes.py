@@ -58,7 +58,7 @@ def test_commands_run_in_the_workers_on_the_bots_clock(sim_any, monkeypatch: pyt
 
     answers = asyncio.run(together())
     assert all(replies[0].title.startswith("进展已记录") for replies in answers), answers
-    assert len(set(worker_pids(sim_any.bot)) - {os.getpid()}) == 2
+    assert len(set(worker_pids(sim_any.bot)) - {os.getpid()}) == sim_any.bot.settings.command_processes
     with Session(sim_any.engine) as session:
         times = list(session.exec(select(ProgressReport.at).where(ProgressReport.text.startswith("第"))))
     assert len(times) == 4 and set(times) == {now}  # the bot's clock, not the worker's
