@@ -204,8 +204,6 @@ class Service:
         # the stream's first attempt (bounded, when DingTalk is slow) instead of holding up its handshake.
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self.stream.attempted.wait(), FIRST_ATTEMPT_SECONDS)
-        if self.bot.processes is not None:
-            self.bot.processes.start()  # PostgreSQL's command workers: in the background, not before the stream
         self._tasks["receipts"] = asyncio.create_task(run_receipts(self.engine, self.client, self.clock,
                                                                   self._stop_sending))
         if self.dingtalk.todo:
