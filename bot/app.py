@@ -72,10 +72,10 @@ class Bot:
         # SQLite takes one writer at a time: commands queue here, in order, instead of many threads
         # polling for the write lock (its busy handler sleeps, and a burst spent most time asleep)
         self._db = ThreadPoolExecutor(1, thread_name_prefix="duban-db") if engine.dialect.name == "sqlite" else None
-        self._commands = (ThreadPoolExecutor(PG_COMMAND_THREADS, thread_name_prefix="duban-command")
-                          if self._db is None else None)
         self.processes = (CommandProcesses(settings.command_processes, _start_worker, (settings,))
                           if self._db is None and settings.command_processes > 0 else None)
+        self._commands = (ThreadPoolExecutor(PG_COMMAND_THREADS, thread_name_prefix="duban-command")
+                          if self._db is None and self.processes is None else None)
         self._lock = threading.Lock()
         self._marks: list[str] | None = None  # msgIds waiting for the next mark_replied commit
         self._marking: asyncio.Future[None] | None = None

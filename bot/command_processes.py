@@ -40,7 +40,7 @@ _CONTEXT = multiprocessing.get_context("spawn")
 
 
 class CommandProcesses:
-    """`size` worker processes, started on first use (or by `start`); each runs `initializer(*args)`
+    """`size` worker processes, started as commands come; each runs `initializer(*args)`
     once (bot/app.py gives it a Bot of its own). What they log is logged here, by this process's
     handlers (its format, its secret filter, its file)."""
 
@@ -50,12 +50,6 @@ class CommandProcesses:
         self._pool: ProcessPoolExecutor | None = None
         self._logs: logging.handlers.QueueListener | None = None
         self._lock = threading.Lock()
-
-    def start(self) -> None:
-        """Start every worker now, in the background: the first burst finds them ready."""
-        pool = self._current()
-        for _ in range(self.size):
-            pool.submit(_ready)
 
     async def run(self, what: str, fn: Callable[..., T], *args: Any) -> T:
         """`fn(*args)` in a worker; `what` names it in the log if its worker died."""
@@ -124,7 +118,3 @@ def _die_with(parent: int) -> None:
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)
     if os.getppid() != parent:  # the bot died before the line above
         os._exit(1)
-
-
-def _ready() -> None:
-    """Nothing: submitted once per worker by `start`, which makes the pool start them."""

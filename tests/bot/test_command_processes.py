@@ -17,7 +17,7 @@ from sqlalchemy import text
 from sqlmodel import Session, func, select
 
 from bot import app
-from bot.command_processes import CommandProcesses, _ready
+from bot.command_processes import CommandProcesses
 from handlers.incoming import Incoming
 from storage.db import make_engine
 from storage.models import ProcessedMessage, ProgressReport, Task
@@ -106,12 +106,15 @@ def test_what_a_worker_logs_reaches_the_bots_log(sim_any, caplog: pytest.LogCapt
 
 
 def _bot_with_workers(pids: multiprocessing.Queue) -> None:
-    processes = CommandProcesses(2, _ready, ())
-    processes.start()
-    while len(processes._pool._processes) < 2:
-        time.sleep(0.05)
+    processes = CommandProcesses(2, os.getpid, ())  # nothing to set up: any callable will do
+    while len(processes._pool._processes if processes._pool else ()) < 2:  # two at once start two workers
+        asyncio.run(_two_at_once(processes))
     pids.put(list(processes._pool._processes))
-    time.sleep(600)
+    signal.pause()  # until the test kills this process
+
+
+async def _two_at_once(processes: CommandProcesses) -> None:
+    await asyncio.gather(processes.run("a", os.getpid), processes.run("b", os.getpid))
 
 
 def test_workers_die_with_the_bot(db_url: str) -> None:
