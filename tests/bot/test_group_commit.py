@@ -149,3 +149,32 @@ def test_postgresql_on_threads_runs_commands_side_by_side_each_its_own_commit(db
     asyncio.run(together())
     sim.engine.dispose()
     assert len(seen) == 4 and len(reports(sim.engine)) == 4
+
+
+def test_reply_marks_made_within_the_window_share_one_commit(sim_any) -> None:
+    """A burst's messages are replied to one after another, not together: the first mark waits
+    `mark_window` for the others, and each caller returns only once its own mark is committed."""
+    code = assign(sim_any)
+    messages = [progress(code, n) for n in range(3)]
+    for message in messages:
+        sim_any.bot.handle_sync(message)
+    sim_any.bot.mark_window = 0.5  # wide, so a slow machine's 50 ms steps still fall inside it
+    updates: list[str] = []
+    event.listen(sim_any.engine, "before_cursor_execute",
+                 lambda conn, cursor, statement, *_: updates.append(statement)
+                 if statement.startswith("UPDATE processedmessage") else None)
+
+    async def one_after_another() -> list[bool]:
+        marking = []
+        for message in messages:
+            marking.append(asyncio.ensure_future(sim_any.bot.mark_replied(message)))
+            await asyncio.sleep(0.05)  # the window is real time: this is what it spans
+        done_before_commit = [m.done() for m in marking]
+        await asyncio.gather(*marking)
+        return done_before_commit
+
+    assert asyncio.run(one_after_another()) == [False, False, False]
+    assert len(updates) == 1
+    with Session(sim_any.engine) as s:
+        marked = s.exec(select(ProcessedMessage.msg_id).where(ProcessedMessage.replied_at.is_not(None)))
+        assert set(marked) >= {m.msg_id for m in messages}
