@@ -77,13 +77,18 @@ def run() -> None:
     # the bot is up, when bot.run.run freezes what is there (never walked again) and turns it back on.
     gc.disable()
     try:
+        from bot.run import PortInUse
         from bot.run import run as run_service
 
         settings = _settings()
         _need_roster(settings)
         dingtalk = _dingtalk()
         with _plain_errors(), _valid_settings():  # RunSettings is read inside
-            asyncio.run(run_service(settings, dingtalk))
+            try:
+                asyncio.run(run_service(settings, dingtalk))
+            except PortInUse as exc:
+                _fail(f"端口 {exc} 已被别的程序占用（督查看板和 /healthz 用它），"
+                      f"请在 .env 里换一个，例如 DUBAN_HTTP_PORT={exc.port + 1}")
     finally:
         gc.enable()  # a start that failed (or a test calling this in its own process)
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import gc
 import json
 import logging
@@ -78,6 +79,14 @@ class RunSettings(BaseSettings):
     http_port: int = 8787
     log_level: str = "INFO"
     outbox_sent_kept_days: int = 180  # sent outbox rows older than this are purged nightly
+
+
+class PortInUse(Exception):
+    """Another program listens on the port for /healthz, /metrics and the dashboard."""
+
+    def __init__(self, host: str, port: int) -> None:
+        super().__init__(f"{host}:{port}")
+        self.host, self.port = host, port
 
 
 class KeyValueFormatter(logging.Formatter):
@@ -244,7 +253,8 @@ class Service:
         log.info("duban stopping: no new messages, finishing those in hand")
         await self.stream.stop()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._tasks["stream"], STOP_STREAM_SECONDS)
+            if "stream" in self._tasks:  # a start cut short may not have got so far
+                await asyncio.wait_for(self._tasks["stream"], STOP_STREAM_SECONDS)
         self.waker.shutdown()
         self._stop_sending.set()
         self._wake.set()
@@ -303,7 +313,12 @@ class Service:
         self._http = web.AppRunner(app)
         await self._http.setup()
         site = web.TCPSite(self._http, self.options.http_host, self.options.http_port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            raise PortInUse(self.options.http_host, self.options.http_port) from exc
         self.port = self._http.addresses[0][1]
 
     def metrics(self) -> tuple[bytes, str]:
@@ -397,7 +412,11 @@ async def run(settings: Settings, dingtalk: DingTalkSettings) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    await service.start()
+    try:
+        await service.start()
+    except BaseException:  # e.g. the port taken: what did start (the stream, the sender) stops first
+        await service.stop()
+        raise
     # what the start made stays: the collector need not walk it again (the CLI paused it). Its own
     # garbage, ~3,600 objects (0.6 MiB), is frozen with it: collecting that first would cost ~0.1 s.
     gc.freeze()

@@ -10,6 +10,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 import subprocess
 import sys
 import zipfile
@@ -155,6 +156,28 @@ async def test_the_bulletin_look_runs_at_work_start(dingtalk: Emulator, tmp_path
 
 
 # -- commands that talk to DingTalk ------------------------------------------------------------
+
+async def test_run_on_a_port_already_taken_says_which_and_stops_cleanly(dingtalk: Emulator, elsewhere: Path) -> None:
+    """In a process of its own: `duban run` handles SIGTERM, which only a main thread can."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "bot.cli", "run", stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=elsewhere,
+            env=os.environ | {
+                "PYTHONPATH": str(REPO), "DUBAN_ROSTER_FILE": str(ROSTER), "DUBAN_HTTP_PORT": str(port),
+                "DUBAN_DATABASE_URL": f"sqlite:///{elsewhere}/run.db", "DUBAN_DINGTALK_OAPI_ENDPOINT": dingtalk.url,
+                "DUBAN_DINGTALK_CLIENT_ID": dingtalk.client_id, "DUBAN_DINGTALK_CLIENT_SECRET": dingtalk.client_secret})
+        stdout, stderr = await asyncio.wait_for(run.communicate(), 60)
+    output = stderr.decode()
+    assert run.returncode == 1 and stdout == b"" and "Traceback" not in output, output
+    *logged, sentence = output.strip().splitlines()  # before it, `duban run`'s own log lines
+    assert sentence == (f"端口 127.0.0.1:{port} 已被别的程序占用（督查看板和 /healthz 用它），"
+                        f"请在 .env 里换一个，例如 DUBAN_HTTP_PORT={port + 1}")
+    assert any("duban stopped" in line for line in logged), output  # what had started was stopped first
+    assert dingtalk.acks == [] and dingtalk.live_connections == 0
+
 
 async def sync_in(folder: Path, emulator: Emulator, **env: str) -> Result:
     roster = folder / "roster.yaml"
