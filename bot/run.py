@@ -415,7 +415,10 @@ async def run(settings: Settings, dingtalk: DingTalkSettings) -> None:
     try:
         await service.start()
     except BaseException:  # e.g. the port taken: what did start (the stream, the sender) stops first
-        await service.stop()
+        try:
+            await service.stop()
+        except Exception:  # the start's own error is the one to report
+            log.exception("duban stop after a failed start failed too")
         raise
     # what the start made stays: the collector need not walk it again (the CLI paused it). Its own
     # garbage, ~3,600 objects (0.6 MiB), is frozen with it: collecting that first would cost ~0.1 s.
