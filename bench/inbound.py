@@ -12,6 +12,9 @@ clock stops when every frame is acked and every reply reached the webhook. Each 
 SDK, then the bot on a fresh database, so the ratio compares two runs a few seconds apart (a
 shared machine's load shifts less between them than between rounds). Min/median/max of the rates
 and of the ratio are printed, the last lines reading `inbound_ratio <backend> min=… median=… max=…`.
+Each run also prints where its CPU went, in ms a message (bench.common.CpuSplit, from /proc): the
+client (the bot's or the SDK's process), the bot's command workers, PostgreSQL's backends for the
+bench's database, and the generator (this process: the emulator and the frames it pushes).
 
     python -m bench.inbound [--messages 1000] [--rounds 3] [--backends sqlite postgresql]
 """
@@ -31,7 +34,7 @@ from pathlib import Path
 
 from sqlmodel import Session, func, select
 
-from bench.common import ROUNDS, fmt, load, machine_line, postgres, spread, table
+from bench.common import ROUNDS, CpuSplit, fmt, load, machine_line, postgres, spread, table
 from storage.db import make_engine
 from storage.models import ProgressReport, Task
 from tests.emulator import Emulator
@@ -63,9 +66,14 @@ async def measure(mode: str, messages: int, database_url: str, work: Path) -> fl
         frames = [emulator.robot_message(f"进展 {codes[n % len(codes)]} 第{n}次报送，整改推进中 {n % 100}%",
                                          sender=HEAD, group=False) for n in range(WARM_UP + messages)]
         await push(emulator, frames[:WARM_UP])
+        cpu = CpuSplit(child.pid, database_url.rsplit("/", 1)[1] if database_url.startswith("postgresql") else None)
+        cpu.start()
         started = time.perf_counter()
         await push(emulator, frames[WARM_UP:])
         rate = messages / (time.perf_counter() - started)
+        spent = cpu.stop()
+        print(f"[{mode}] CPU ms a message: " + ", ".join(
+            f"{part} {1000 * seconds / messages:.2f}" for part, seconds in spent.items() if seconds), flush=True)
         if mode == "bot":  # every reply was a recorded progress report, not a cheap refusal
             engine = make_engine(database_url)
             with Session(engine) as session:
