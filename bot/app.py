@@ -227,8 +227,9 @@ class Bot:
             return
         with self._lock:
             if self._marks is None:
-                self._marks = []
-                self._marking = asyncio.ensure_future(self._mark_after_window(self._marks))
+                marks = self._marks = []
+                self._marking = asyncio.ensure_future(self._mark_after_window(marks))
+                self._marking.add_done_callback(lambda _: self._batch_over(marks))
             self._marks.append(incoming.msg_id)
             marking = self._marking
         await asyncio.shield(marking)
@@ -236,6 +237,13 @@ class Bot:
     async def _mark_after_window(self, marks: list[str]) -> None:
         await asyncio.sleep(self.mark_window)
         await asyncio.get_running_loop().run_in_executor(self._db, self._mark, marks)
+
+    def _batch_over(self, marks: list[str]) -> None:
+        """Its task ended: if it never reached the commit (cancelled, even before it started), the
+        next mark starts a batch of its own instead of waiting on this one."""
+        with self._lock:
+            if self._marks is marks:
+                self._marks = None
 
     def _mark(self, marks: list[str]) -> None:
         with self._lock:  # from here on, new marks start the next batch

@@ -178,3 +178,25 @@ def test_reply_marks_made_within_the_window_share_one_commit(sim_any) -> None:
     with Session(sim_any.engine) as s:
         marked = s.exec(select(ProcessedMessage.msg_id).where(ProcessedMessage.replied_at.is_not(None)))
         assert set(marked) >= {m.msg_id for m in messages}
+
+
+def test_a_mark_batch_cancelled_in_its_window_does_not_hold_up_the_next_mark(sim_any) -> None:
+    """Cancelled (the loop shutting down, say) before its commit: later marks start a batch of
+    their own instead of waiting on the dead one forever."""
+    code = assign(sim_any)
+    first, second = progress(code, 1), progress(code, 2)
+    for message in (first, second):
+        sim_any.bot.handle_sync(message)
+
+    async def cancel_then_mark() -> None:
+        cancelled = asyncio.ensure_future(sim_any.bot.mark_replied(first))
+        await asyncio.sleep(0)  # its batch is waiting out the window
+        sim_any.bot._marking.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await cancelled
+        await asyncio.wait_for(sim_any.bot.mark_replied(second), 10)
+
+    asyncio.run(cancel_then_mark())
+    with Session(sim_any.engine) as s:
+        marked = set(s.exec(select(ProcessedMessage.msg_id).where(ProcessedMessage.replied_at.is_not(None))))
+    assert second.msg_id in marked and first.msg_id not in marked
