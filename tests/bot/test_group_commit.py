@@ -1,7 +1,8 @@
 """Group commit on SQLite (bot/app.py): commands that arrive while the database is busy share one
 commit, each in its own SAVEPOINT. Every reply still follows a durable change; a command that fails
 leaves no trace and takes nobody else with it; a group whose transaction is lost runs again, each
-command alone, so nobody is told "recorded" about a change that is gone."""
+command alone, so nobody is told "recorded" about a change that is gone. And, on both databases,
+the reply marks of a burst share commits too."""
 
 from __future__ import annotations
 
@@ -190,7 +191,7 @@ def test_a_mark_batch_cancelled_in_its_window_does_not_hold_up_the_next_mark(sim
 
     async def cancel_then_mark() -> None:
         cancelled = asyncio.ensure_future(sim_any.bot.mark_replied(first))
-        await asyncio.sleep(0)  # its batch is waiting out the window
+        await asyncio.sleep(0)  # its mark joined a batch whose task has not taken a step yet
         sim_any.bot._marking.cancel()
         with pytest.raises(asyncio.CancelledError):
             await cancelled
