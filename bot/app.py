@@ -229,27 +229,24 @@ class Bot:
             if self._marks is None:
                 marks = self._marks = []
                 self._marking = asyncio.ensure_future(self._mark_after_window(marks))
-                self._marking.add_done_callback(lambda _: self._batch_over(marks))
+                self._marking.add_done_callback(lambda _: self._close_batch(marks))
             self._marks.append(incoming.msg_id)
             marking = self._marking
         await asyncio.shield(marking)
 
     async def _mark_after_window(self, marks: list[str]) -> None:
         await asyncio.sleep(self.mark_window)
+        self._close_batch(marks)  # from here on, new marks start the next batch
         await asyncio.get_running_loop().run_in_executor(self._db, self._mark, marks)
 
-    def _batch_over(self, marks: list[str]) -> None:
-        """Its task ended: if it never reached the commit (cancelled, even before it started), the
-        next mark starts a batch of its own instead of waiting on this one."""
+    def _close_batch(self, marks: list[str]) -> None:
+        """No more marks join `marks`. Also called when its task ends: one cancelled before its
+        commit (even before it started) would otherwise hold every later mark."""
         with self._lock:
             if self._marks is marks:
                 self._marks = None
 
-    def _mark(self, marks: list[str]) -> None:
-        with self._lock:  # from here on, new marks start the next batch
-            ids = list(marks)
-            if self._marks is marks:
-                self._marks = None
+    def _mark(self, ids: list[str]) -> None:
         with transaction(self.engine) as session:
             guard.mark_replied(session, ids, self.clock.now())
 
