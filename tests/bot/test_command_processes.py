@@ -101,6 +101,9 @@ def test_what_a_worker_logs_reaches_the_bots_log(sim_any, caplog: pytest.LogCapt
         await sim_any.bot.handle(progress(code, 7))  # the same msgId again: logged, not answered
 
     asyncio.run(twice())
+    # records are relayed by a listener thread, a moment after they are logged: close() stops the
+    # workers and then the listener, once it has relayed everything they sent
+    sim_any.bot.close()
     [record] = [r for r in caplog.records if "already processed" in r.getMessage()]
     assert record.process != os.getpid()
 
